@@ -1,0 +1,246 @@
+"""The HTTP service: the summary as JSON, the gauges for Prometheus, and health probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from exporter.catalog import Catalog
+from exporter.collector import RefreshMetrics, SummaryCollector
+from exporter.durations import format_duration, parse_duration
+from exporter.errors import Busy, InvalidRequest
+from exporter.prometheus import PrometheusClient
+from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
+from exporter.settings import Settings
+from exporter.snapshot import Snapshot
+
+log = logging.getLogger("exporter.app")
+
+SUMMARY_PARAMETERS = frozenset({"window", "time"})
+# How far ahead of this host's clock a requested instant may be (clock skew), in seconds.
+FUTURE_TOLERANCE = 5.0
+MAX_PARAMETER_LENGTH = 64
+
+
+@dataclass
+class Services:
+    """What the handlers read; built when the app starts, since the HTTP session needs a loop."""
+
+    refresher: Refresher
+    on_demand: OnDemand
+    registry: CollectorRegistry
+    metrics_handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+SETTINGS = web.AppKey("settings", Settings)
+CATALOG = web.AppKey("catalog", Catalog)
+SERVICES = web.AppKey("services", Services)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    # allow_nan=False: the document must be strict JSON; NaN was turned into null with a reason.
+    body = json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error answer is JSON `{"error": ...}`; a client's mistake is never a 500."""
+    try:
+        return await handler(request)
+    except InvalidRequest as error:
+        return json_response({"error": str(error)}, status=400)
+    except Busy as error:
+        return json_response({"error": str(error)}, status=429, headers={"Retry-After": "1"})
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
+        return json_response({"error": error.reason}, status=error.status, headers=headers)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("event=request_failed path=%s", request.path)
+        return json_response({"error": "internal error; see the exporter's log"}, status=500)
+
+
+def _single(request: web.Request, name: str) -> str | None:
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequest(f"parameter {name!r} given {len(values)} times; give it once")
+    if values and len(values[0]) > MAX_PARAMETER_LENGTH:
+        raise InvalidRequest(f"parameter {name!r} is longer than {MAX_PARAMETER_LENGTH} characters")
+    return values[0] if values else None
+
+
+def parse_window(text: str, max_window_ms: int) -> str:
+    """The canonical form of a requested window, checked against EXPORTER_MAX_WINDOW."""
+    try:
+        millis = parse_duration(text)
+    except ValueError as error:
+        raise InvalidRequest(f"window: {error}") from None
+    if millis > max_window_ms:
+        raise InvalidRequest(
+            f"window: {text!r} is longer than the maximum {format_duration(max_window_ms)}"
+        )
+    return format_duration(millis)
+
+
+def _rfc3339(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"time: {text!r} is neither RFC 3339 (2026-01-01T00:00:00Z) nor unix seconds"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"time: {text!r} needs a timezone, e.g. a trailing Z")
+    return moment.timestamp()
+
+
+def parse_time(text: str, now: float) -> float:
+    """A requested evaluation instant: RFC 3339 or unix seconds, not in the future."""
+    try:
+        at = float(text)
+    except ValueError:
+        at = _rfc3339(text)
+    if not math.isfinite(at) or at <= 0:
+        raise InvalidRequest(f"time: {text!r} is not a positive finite instant")
+    if at > now + FUTURE_TOLERANCE:
+        raise InvalidRequest(f"time: {text!r} is in the future")
+    return round(at, 3)
+
+
+async def _snapshot_for(request: web.Request) -> Snapshot:
+    """The background snapshot, or an on-demand one when the request names a window or time."""
+    unknown = set(request.query) - SUMMARY_PARAMETERS - {"category"}
+    if unknown:
+        raise InvalidRequest(f"unknown parameters {sorted(unknown)}; accepted: window, time")
+    settings, services = request.app[SETTINGS], request.app[SERVICES]
+    window_text, time_text = _single(request, "window"), _single(request, "time")
+    refresher = services.refresher
+    window = (
+        refresher.window
+        if window_text is None
+        else parse_window(window_text, settings.max_window_ms)
+    )
+    now = time.time()
+    if time_text is None and window == refresher.window:
+        if refresher.current is None:
+            raise web.HTTPServiceUnavailable(reason="the first refresh has not finished yet; retry")
+        return refresher.current
+    at = grid_instant(now, refresher.interval) if time_text is None else parse_time(time_text, now)
+    return await services.on_demand.get(at, window)
+
+
+async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
+    snapshot = await _snapshot_for(request)
+    return json_response(snapshot.document(time.time(), domains))
+
+
+async def summary(request: web.Request) -> web.Response:
+    if "category" in request.query:
+        raise InvalidRequest("unknown parameters ['category']; use /summary/{domain}")
+    return await _summary(request, None)
+
+
+async def summary_domain(request: web.Request) -> web.Response:
+    domain = request.match_info["domain"]
+    if domain not in request.app[CATALOG].domains:
+        raise web.HTTPNotFound(reason=f"unknown domain {domain[:40]!r}; known: {_domains(request)}")
+    return await _summary(request, [domain])
+
+
+async def gateway_summary(request: web.Request) -> web.Response:
+    """The gateway's original path, with its `?category=<domain>` filter."""
+    category = _single(request, "category")
+    if category is not None and category not in request.app[CATALOG].domains:
+        raise InvalidRequest(f"unknown category {category[:40]!r}; known: {_domains(request)}")
+    return await _summary(request, None if category is None else [category])
+
+
+def _domains(request: web.Request) -> str:
+    return ", ".join(request.app[CATALOG].domains)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    return await request.app[SERVICES].metrics_handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    # Never depends on the upstream: a failing sidecar probe would take the whole pod out.
+    fields = len(request.app[CATALOG].fields())
+    return json_response({"status": "ready", "catalog_fields": fields})
+
+
+async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    settings, catalog = app[SETTINGS], app[CATALOG]
+    async with aiohttp.ClientSession() as session:
+        client = PrometheusClient(
+            session,
+            settings.prometheus_url,
+            display_url=settings.upstream_display,
+            timeout=settings.effective_query_timeout,
+            max_response_bytes=settings.max_response_bytes,
+        )
+        evaluator = Evaluator(catalog, client, max_concurrency=settings.max_concurrent_queries)
+        # An app-owned registry, never the global one: two apps in one process stay apart.
+        registry = CollectorRegistry(auto_describe=False)
+        refresher = Refresher(
+            evaluator,
+            window=format_duration(settings.window_ms),
+            interval=settings.refresh_interval,
+            max_staleness=settings.effective_max_staleness,
+            on_refresh=RefreshMetrics(registry).observe,
+        )
+        registry.register(SummaryCollector(catalog, refresher))
+        app[SERVICES] = Services(
+            refresher=refresher,
+            on_demand=OnDemand(
+                evaluator,
+                cache_size=settings.on_demand_cache_size,
+                max_concurrent=settings.max_concurrent_on_demand,
+            ),
+            registry=registry,
+            metrics_handler=make_aiohttp_handler(registry),
+        )
+        loop_task = asyncio.create_task(refresher.run(), name="refresher")
+        yield
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+
+
+def create_app(settings: Settings, catalog: Catalog) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[SETTINGS] = settings
+    app[CATALOG] = catalog
+    app.cleanup_ctx.append(_upstream)
+    app.router.add_get("/summary", summary)
+    app.router.add_get("/summary/{domain}", summary_domain)
+    app.router.add_get("/prometheus/metrics/summary", gateway_summary)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

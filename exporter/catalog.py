@@ -1,0 +1,185 @@
+"""The query catalog: which PromQL answers each field of the summary, loaded from YAML."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from exporter.errors import CatalogError
+
+BUILTIN = "catalog.yaml"
+WINDOW_PLACEHOLDER = "window"
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class Kind(StrEnum):
+    INTEGER = "integer"
+    NUMBER = "number"
+    LABELS = "labels"
+
+
+class Unit(StrEnum):
+    COUNT = "count"
+    MS = "ms"
+    PERCENT = "percent"
+    PER_MINUTE = "per_minute"
+    SCORE = "score"
+    TOKENS = "tokens"
+    CREDITS = "credits"
+
+
+# How a JSON unit becomes the gauge's base unit: the factor, and the gauge name's suffix.
+_BASE_UNITS: dict[Unit, tuple[float, str, str]] = {
+    Unit.MS: (0.001, "_ms", "_seconds"),
+    Unit.PERCENT: (0.01, "_rate", "_ratio"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    """One field of the summary and the PromQL that answers it."""
+
+    query: str = Field(min_length=1)
+    kind: Kind
+    unit: Unit
+    help: str = Field(min_length=1)
+    no_series_means_zero: bool = False
+    when_empty: str = "the query returned no series"
+    denominator: Name | None = None
+    when_zero_denominator: str | None = None
+    label: str | None = None
+    gauge: Name | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        template = Template(self.query)
+        if not template.is_valid():
+            raise ValueError("query has a malformed '$' placeholder (use $window, or $$ for '$')")
+        unknown = set(template.get_identifiers()) - {WINDOW_PLACEHOLDER}
+        if unknown:
+            raise ValueError(f"query uses unknown placeholders {sorted(unknown)}; only $window")
+        if not _balanced(self.query):
+            raise ValueError("query has unbalanced brackets or quotes")
+        if self.kind is Kind.LABELS and (self.label is None or self.gauge is None):
+            raise ValueError("a labels field needs `label` (what to list) and `gauge` (its values)")
+        if self.kind is not Kind.LABELS and self.label is not None:
+            raise ValueError("`label` applies to kind labels only")
+        if (self.denominator is None) != (self.when_zero_denominator is None):
+            raise ValueError("`denominator` and `when_zero_denominator` go together")
+        return self
+
+    def render(self, window: str) -> str:
+        """The PromQL for one window; `window` must already be a validated duration."""
+        return Template(self.query).substitute({WINDOW_PLACEHOLDER: window})
+
+    def gauge_name(self, domain: str, field: str) -> str:
+        suffix = self.gauge or field
+        if self.gauge is None and self.unit in _BASE_UNITS:
+            _, json_suffix, base_suffix = _BASE_UNITS[self.unit]
+            suffix = suffix.removesuffix(json_suffix) + base_suffix
+        return f"summary_{domain}_{suffix}"
+
+    @property
+    def gauge_factor(self) -> float:
+        """Multiplies the JSON value into the gauge's base unit (seconds, ratio)."""
+        return _BASE_UNITS[self.unit][0] if self.unit in _BASE_UNITS else 1.0
+
+
+class DomainSpec(_Strict):
+    help: str = ""
+    fields: dict[Name, FieldSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _denominators_exist(self) -> DomainSpec:
+        for name, spec in self.fields.items():
+            if spec.denominator is not None and spec.denominator not in self.fields:
+                raise ValueError(f"{name}: denominator {spec.denominator!r} is not a field here")
+        return self
+
+
+class Catalog(_Strict):
+    domains: dict[Name, DomainSpec] = Field(min_length=1)
+
+    def fields(self) -> list[tuple[str, str, FieldSpec]]:
+        """(domain, field, spec) for every field, in catalog order."""
+        return [
+            (domain, name, spec)
+            for domain, domain_spec in self.domains.items()
+            for name, spec in domain_spec.fields.items()
+        ]
+
+
+def _balanced(query: str) -> bool:
+    """Brackets balance outside string literals; catches most broken templates at start."""
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for char in query:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif char in "([{":
+            stack.append(char)
+        elif char in pairs and (not stack or stack.pop() != pairs[char]):
+            return False
+    return not stack and quote is None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # pydantic appends the validator's name for errors raised in model validators; drop it.
+    return ".".join(
+        str(part) for part in loc if not re.fullmatch(r"function-after\[.*\]", str(part))
+    )
+
+
+def parse_catalog(text: str, source: str) -> Catalog:
+    """A validated catalog, or CatalogError naming `source` and every invalid field."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CatalogError(f"catalog {source}: not valid YAML: {error}") from None
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            f"{_location(item['loc']) or '(top level)'}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        ]
+        raise CatalogError(f"catalog {source}: " + "; ".join(problems)) from None
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """The catalog at `path`, or the built-in one shipped in the package."""
+    if path is None:
+        text = resources.files("exporter").joinpath(BUILTIN).read_text(encoding="utf-8")
+        return parse_catalog(text, f"(built-in {BUILTIN})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CatalogError(f"catalog {path}: cannot read: {error.strerror}") from None
+    return parse_catalog(text, str(path))

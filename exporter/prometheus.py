@@ -1,0 +1,155 @@
+"""An async client for the instant-query endpoint of the Prometheus HTTP API.
+
+It speaks to Prometheus and to engines with the same API (VictoriaMetrics, Thanos, Mimir)
+and turns every way a query can fail into one of our UpstreamError types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from exporter.errors import InvalidResponse, QueryRejected, UpstreamTimeout, UpstreamUnreachable
+
+QUERY_PATH = "/api/v1/query"
+_EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant vector (or the scalar, with no labels)."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    samples: tuple[Sample, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:_EXCERPT].decode("utf-8", errors="replace")
+    return " ".join(text.split()) + ("..." if len(body) > _EXCERPT else "")
+
+
+def _parse_value(upstream: str, pair: Any) -> float:
+    """A `[timestamp, "value"]` pair; the API sends values as strings, NaN and ±Inf included."""
+    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
+        raise InvalidResponse(upstream, f"malformed sample value {str(pair)[:_EXCERPT]}")
+    try:
+        return float(pair[1])
+    except ValueError:
+        raise InvalidResponse(
+            upstream, f"sample value {pair[1][:_EXCERPT]!r} is not a number"
+        ) from None
+
+
+def _parse_sample(upstream: str, item: Any) -> Sample:
+    if not isinstance(item, dict):
+        raise InvalidResponse(upstream, "vector element is not an object")
+    labels = item.get("metric", {})
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise InvalidResponse(upstream, "series labels are not a string map")
+    return Sample(labels=labels, value=_parse_value(upstream, item.get("value")))
+
+
+def parse_query_response(upstream: str, status: int, body: bytes) -> QueryResult:
+    """The result of one `/api/v1/query` answer, or the UpstreamError that it amounts to."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if not isinstance(document, dict) or "status" not in document:
+        raise InvalidResponse(
+            upstream, f"HTTP {status}, not a Prometheus API answer: {_excerpt(body)}"
+        )
+    if document["status"] == "error":
+        error_type = document.get("errorType")
+        message = document.get("error")
+        raise QueryRejected(
+            upstream,
+            error_type if isinstance(error_type, str) and error_type else f"http_{status}",
+            str(message)[: 4 * _EXCERPT] if message is not None else f"HTTP {status}",
+        )
+    data = document.get("data")
+    if document["status"] != "success" or status != 200 or not isinstance(data, dict):
+        raise InvalidResponse(upstream, f"HTTP {status}, unexpected answer: {_excerpt(body)}")
+    warnings_field = document.get("warnings") or []
+    warnings = tuple(str(w) for w in warnings_field) if isinstance(warnings_field, list) else ()
+    result_type, result = data.get("resultType"), data.get("result")
+    if result_type == "vector" and isinstance(result, list):
+        return QueryResult(tuple(_parse_sample(upstream, item) for item in result), warnings)
+    if result_type == "scalar":
+        return QueryResult((Sample(labels={}, value=_parse_value(upstream, result)),), warnings)
+    raise InvalidResponse(
+        upstream,
+        f"result type {str(result_type)[:40]!r} where an instant vector or scalar was expected",
+    )
+
+
+class PrometheusClient:
+    """Instant queries against one upstream, over a session owned by the caller."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        display_url: str,
+        timeout: float,
+        max_response_bytes: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._session = session
+        self._endpoint = base_url.rstrip("/") + QUERY_PATH
+        self.display_url = display_url
+        self._timeout = timeout
+        self._max_bytes = max_response_bytes
+        self._headers = dict(headers or {})
+
+    async def query(self, promql: str, at: float) -> QueryResult:
+        """Evaluate `promql` at the unix instant `at`."""
+        form = {"query": promql, "time": _format_time(at), "timeout": f"{self._timeout:g}s"}
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.post(
+                    self._endpoint, data=form, headers=self._headers
+                ) as response:
+                    body = await response.content.read(self._max_bytes + 1)
+                    status = response.status
+        except TimeoutError:
+            raise UpstreamTimeout(
+                self.display_url, f"no answer within {self._timeout:g}s"
+            ) from None
+        except aiohttp.ClientPayloadError as error:
+            raise InvalidResponse(self.display_url, f"broken response body: {error}") from None
+        except (aiohttp.ClientConnectionError, OSError) as error:
+            raise UpstreamUnreachable(self.display_url, _connection_detail(error)) from None
+        if len(body) > self._max_bytes:
+            raise InvalidResponse(self.display_url, f"answer larger than {self._max_bytes} bytes")
+        return parse_query_response(self.display_url, status, body)
+
+
+def _format_time(at: float) -> str:
+    if not math.isfinite(at):
+        raise ValueError("evaluation instant must be finite")
+    return f"{at:.3f}"
+
+
+def _connection_detail(error: BaseException) -> str:
+    # aiohttp's messages embed the full URL, which may carry credentials; keep only the cause.
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect: {error.os_error.strerror or type(error.os_error).__name__}"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    return f"connection failed: {type(error).__name__}"

@@ -1,0 +1,190 @@
+"""Keeps the summary prepared: a background refresh loop, and bounded on-demand evaluations.
+
+Requests never query Prometheus themselves: they read the latest snapshot, or share one
+cached, single-flighted evaluation for a given window and instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from exporter.catalog import Catalog
+from exporter.errors import Busy, UpstreamTimeout
+from exporter.prometheus import PrometheusClient
+from exporter.snapshot import FieldKey, FieldValue, Snapshot, Source, carry_over, evaluate
+
+log = logging.getLogger("exporter.refresher")
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    snapshot: Snapshot
+    duration: float
+
+
+class Evaluator:
+    """Evaluates the whole catalog at one instant, within a deadline."""
+
+    def __init__(self, catalog: Catalog, client: PrometheusClient, *, max_concurrency: int) -> None:
+        self.catalog = catalog
+        self.client = client
+        self._max_concurrency = max_concurrency
+
+    async def __call__(self, at: float, window: str, source: Source) -> Snapshot:
+        return await evaluate(
+            self.catalog,
+            self.client,
+            at=at,
+            window=window,
+            max_concurrency=self._max_concurrency,
+            source=source,
+        )
+
+
+class Refresher:
+    """Refreshes the default-window snapshot every interval; refreshes never overlap."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        *,
+        window: str,
+        interval: float,
+        max_staleness: float,
+        on_refresh: Callable[[RefreshOutcome], None] = lambda _: None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._evaluator = evaluator
+        self.window = window
+        self.interval = interval
+        self._max_staleness = max_staleness
+        self._on_refresh = on_refresh
+        self._clock = clock
+        self.current: Snapshot | None = None
+        self.last_success: float | None = None
+        self._failing: dict[FieldKey, str] = {}
+
+    async def refresh_once(self) -> Snapshot:
+        started = time.monotonic()
+        at = round(self._clock(), 3)
+        try:
+            # The deadline keeps a refresh inside its interval even when queries queue up.
+            async with asyncio.timeout(self.interval * 0.95):
+                latest = await self._evaluator(at, self.window, "background")
+        except TimeoutError:
+            latest = _all_failed(self._evaluator, at, self.window, self.interval)
+        snapshot = carry_over(self.current, latest, self._max_staleness)
+        self.current = snapshot
+        if latest.reached_upstream:
+            self.last_success = at
+        self._log_changes(latest)
+        self._on_refresh(RefreshOutcome(snapshot, time.monotonic() - started))
+        return snapshot
+
+    async def run(self) -> None:
+        """Refresh forever; the next refresh starts an interval after the previous one started."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self.refresh_once()
+            except Exception:  # the loop must survive any bug in one refresh
+                log.exception("event=refresh_crashed")
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _log_changes(self, latest: Snapshot) -> None:
+        """One line per change of a failure (grouped by message), not one per refresh."""
+        failing = {key: str(f.error) for key, f in latest.fields.items() if f.error is not None}
+        fields_by_error: dict[str, list[FieldKey]] = {}
+        for key, message in failing.items():
+            if self._failing.get(key) != message:
+                fields_by_error.setdefault(message, []).append(key)
+        for message, keys in fields_by_error.items():
+            domain, name = keys[0]
+            # A query-specific error (bad_data, execution) hits one field: show its PromQL.
+            promql = (
+                self._evaluator.catalog.domains[domain].fields[name].render(self.window)
+                if len(keys) == 1
+                else ""
+            )
+            log.warning(
+                "event=query_failed field=%s.%s fields=%d error=%r promql=%r",
+                domain,
+                name,
+                len(keys),
+                message,
+                promql,
+            )
+        recovered = sorted(self._failing.keys() - failing.keys())
+        if recovered:
+            log.info("event=query_recovered fields=%d first=%s.%s", len(recovered), *recovered[0])
+        if bool(failing) != bool(self._failing):
+            state = "failing" if failing else "ok"
+            log.info("event=refresh_state state=%s failing_fields=%d", state, len(failing))
+        self._failing = failing
+
+
+def _all_failed(evaluator: Evaluator, at: float, window: str, interval: float) -> Snapshot:
+    error = UpstreamTimeout(
+        evaluator.client.display_url, f"refresh did not finish within {interval:g}s"
+    )
+    fields = {
+        (domain, name): FieldValue(None, at, reason=f"query failed: {error}", error=error)
+        for domain, name, _ in evaluator.catalog.fields()
+    }
+    return Snapshot(instant=at, window=window, fields=fields, upstream=evaluator.client.display_url)
+
+
+class OnDemand:
+    """Snapshots for a requested window or instant: cached, single-flighted, bounded."""
+
+    def __init__(
+        self,
+        evaluate_at: Callable[[float, str, Source], Awaitable[Snapshot]],
+        *,
+        cache_size: int,
+        max_concurrent: int,
+    ) -> None:
+        self._evaluate_at = evaluate_at
+        self._cache: OrderedDict[tuple[float, str], Snapshot] = OrderedDict()
+        self._cache_size = cache_size
+        self._max_concurrent = max_concurrent
+        self._in_flight: dict[tuple[float, str], asyncio.Task[Snapshot]] = {}
+
+    async def get(self, at: float, window: str) -> Snapshot:
+        key = (at, window)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        task = self._in_flight.get(key)
+        if task is None:
+            if len(self._in_flight) >= self._max_concurrent:
+                raise Busy(f"{self._max_concurrent} on-demand summaries are being computed; retry")
+            task = asyncio.create_task(self._compute(key))
+            self._in_flight[key] = task
+        # shield: one client going away must not cancel the evaluation others wait for.
+        return await asyncio.shield(task)
+
+    async def _compute(self, key: tuple[float, str]) -> Snapshot:
+        try:
+            snapshot = await self._evaluate_at(key[0], key[1], "on_demand")
+        finally:
+            del self._in_flight[key]
+        if not snapshot.errors():
+            self._cache[key] = snapshot
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return snapshot
+
+
+def grid_instant(now: float, interval: float) -> float:
+    """`now` rounded down to the refresh grid, so requests within one interval share a result."""
+    return math.floor(now / interval) * interval

@@ -1,0 +1,52 @@
+"""Fixtures shared by unit and integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from exporter.app import create_app
+from exporter.catalog import Catalog, load_catalog
+from exporter.settings import Settings
+
+ExporterFactory = Callable[..., "AsyncIterator[TestClient[Any, Any]]"]
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+def make_settings(prometheus_url: str, **overrides: Any) -> Settings:
+    """Settings for a test exporter; a long interval keeps the background loop out of the way."""
+    values: dict[str, Any] = {
+        "prometheus_url": prometheus_url,
+        "host": "127.0.0.1",
+        "refresh_interval": 3600.0,
+        "query_timeout": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def start_exporter(
+    catalog: Catalog,
+) -> AsyncIterator[Callable[..., Any]]:
+    """Starts an exporter app on a free loopback port; every one started is closed afterwards."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def start(prometheus_url: str, **overrides: Any) -> TestClient[Any, Any]:
+        settings = make_settings(prometheus_url, **overrides)
+        app = create_app(settings, overrides.get("catalog_override") or catalog)
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()

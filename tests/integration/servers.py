@@ -1,0 +1,444 @@
+"""Real Prometheus and VictoriaMetrics servers, loaded with fixed samples, for integration tests.
+
+Each server is a child process listening on 127.0.0.1 only, with its data, config and log in a
+work directory given by the caller. Both servers receive the same samples rounded to whole
+milliseconds, the resolution they both store, so a PromQL question has one expected answer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Self
+
+import pytest
+
+INSTALL_HINT = "apt-get install -y prometheus victoria-metrics"
+
+_READY_TIMEOUT_S = 20.0
+_STOP_TIMEOUT_S = 10.0
+_POLL_INTERVAL_S = 0.05
+_PROBE_TIMEOUT_S = 2.0
+_REQUEST_TIMEOUT_S = 30.0
+_BACKFILL_TIMEOUT_S = 120.0
+_LOG_TAIL_LINES = 40
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+# Sample names each OpenMetrics family type owns. promtool 2.42 checks none of this and keeps
+# no type in the TSDB; the bare name is allowed for counters because callers may key a counter
+# family by its `_total` sample name, which promtool accepts.
+_FAMILY_SUFFIXES: Mapping[str, tuple[str, ...]] = {
+    "counter": ("_total", "_created", ""),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+}
+_NO_METRIC_TYPES: Mapping[str, str] = MappingProxyType({})
+
+# The servers listen on 127.0.0.1; an http_proxy from the environment must not reroute that.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ServerError(RuntimeError):
+    """A test server did not start, or did not load its samples."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One point of one series."""
+
+    name: str
+    labels: Mapping[str, str]
+    timestamp: float  # unix seconds
+    value: float
+
+
+def require_binary(name: str) -> str:
+    """Absolute path of an installed server binary; skips the test (fails it on CI) otherwise."""
+    found = shutil.which(name)
+    if found is not None:
+        return os.path.abspath(found)
+    message = f"{name} is not installed; install it with: {INSTALL_HINT}"
+    # On CI a missing server is a broken image, which a skip would hide.
+    if os.environ.get("CI", "").lower() in {"true", "1"}:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class _ServerProcess:
+    """A server child process: its start, readiness wait, signals and log."""
+
+    def __init__(self, argv: Sequence[str], port: int, log: Path, ready_path: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self._argv = list(argv)
+        self._log = log
+        self._ready_url = self.url + ready_path
+        self._process = self._spawn()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def stop(self) -> None:
+        """Terminates the server and waits for it, killing it if it lingers; idempotent."""
+        _terminate(self._process)
+
+    def kill(self) -> None:
+        """Kills the server without letting it shut down cleanly, and waits for it."""
+        _send(self._process, signal.SIGKILL)
+        self._process.wait(timeout=_STOP_TIMEOUT_S)
+
+    def pause(self) -> None:
+        """Freezes the server: connections are accepted by the kernel but never answered."""
+        if self._process.poll() is not None:
+            raise ServerError(f"{self._argv[0]} (pid {self.pid}) is not running")
+        _send(self._process, signal.SIGSTOP)
+        # SIGSTOP lands asynchronously; a test asserting a timeout right after must not race it.
+        if not _wait_for(lambda: _all_threads_stopped(self.pid), _STOP_TIMEOUT_S):
+            raise ServerError(f"{self._argv[0]} (pid {self.pid}) did not stop on SIGSTOP")
+
+    def resume(self) -> None:
+        _send(self._process, signal.SIGCONT)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        # Appending keeps the log of a previous run of a restarted server.
+        with self._log.open("ab") as log:
+            process = subprocess.Popen(
+                self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        ready = _wait_for(
+            lambda: process.poll() is not None or _responds(self._ready_url), _READY_TIMEOUT_S
+        )
+        if ready and process.returncode is None:
+            return process
+        _terminate(process)
+        problem = (
+            f"exited with status {process.returncode}"
+            if ready
+            else f"was not ready at {self._ready_url} after {_READY_TIMEOUT_S} s"
+        )
+        raise ServerError(f"{self._argv[0]} {problem}; end of {self._log}:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        lines = self._log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
+class PrometheusServer(_ServerProcess):
+    """Prometheus on a TSDB backfilled with the samples, logging every query it runs."""
+
+    def __init__(self, argv: Sequence[str], port: int, workdir: Path, query_log: Path) -> None:
+        self.query_log = query_log
+        super().__init__(argv, port, workdir / "prometheus.log", "/-/ready")
+
+    @classmethod
+    def start(
+        cls,
+        samples: Sequence[Sample],
+        workdir: Path,
+        *,
+        metric_types: Mapping[str, str] = _NO_METRIC_TYPES,
+    ) -> PrometheusServer:
+        """Backfills the samples with promtool and starts Prometheus on them.
+
+        `metric_types` maps a metric family name (e.g. "http_requests" or
+        "http_requests_total" for a counter) to counter, gauge, histogram or summary; every
+        other name is written as its own family of type unknown.
+        """
+        ordered = _ordered(samples)
+        text = _openmetrics(ordered, metric_types)
+        prometheus = require_binary("prometheus")
+        promtool = require_binary("promtool")
+        workdir.mkdir(parents=True, exist_ok=True)
+        data_dir = workdir / "prometheus-data"
+        # A second backfill into the same TSDB would overlap the first one's blocks.
+        data_dir.mkdir()
+        if ordered:
+            openmetrics = workdir / "samples.om"
+            openmetrics.write_text(text)
+            _backfill(promtool, openmetrics, data_dir)
+        query_log = workdir / "query.log"
+        config = workdir / "prometheus.yml"
+        # JSON is YAML, and json.dumps quotes any path safely.
+        config.write_text(json.dumps({"global": {"query_log_file": str(query_log)}}))
+        port = free_port()
+        argv = [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data_dir}",
+            # Retention counts back from the newest block, so fixed past samples need a long one.
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        return cls(argv, port, workdir, query_log)
+
+    def restart(self) -> None:
+        """Starts Prometheus again on the same port and TSDB, after stopping it if it runs."""
+        self.stop()
+        self._process = self._spawn()
+
+
+class VictoriaMetricsServer(_ServerProcess):
+    """Single-node VictoriaMetrics holding the samples."""
+
+    @classmethod
+    def start(cls, samples: Sequence[Sample], workdir: Path) -> VictoriaMetricsServer:
+        """Starts VictoriaMetrics, imports the samples and waits until queries see them all."""
+        ordered = _ordered(samples)
+        binary = require_binary("victoria-metrics")
+        workdir.mkdir(parents=True, exist_ok=True)
+        storage = workdir / "vm"
+        storage.mkdir()
+        port = free_port()
+        argv = [
+            binary,
+            f"-httpListenAddr=127.0.0.1:{port}",
+            f"-storageDataPath={storage}",
+            # Without it samples older than a month are dropped on import, without an error.
+            "-retentionPeriod=100y",
+            # Without it the last 30 s before the query time are hidden.
+            "-search.latencyOffset=0s",
+            # Samples arrive after start: an answer cached while only some were visible would
+            # outlive the import.
+            "-search.disableCache",
+        ]
+        server = cls(argv, port, workdir / "victoria-metrics.log", "/health")
+        try:
+            if ordered:
+                server._load(ordered)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _load(self, samples: Sequence[Sample]) -> None:
+        lines = "".join(
+            f"{_series(s.name, s.labels)} {_value(s.value)} {_millis(s.timestamp)}\n"
+            for s in samples
+        )
+        _request(f"{self.url}/api/v1/import/prometheus", lines.encode())
+        _request(f"{self.url}/internal/force_flush")
+        # VictoriaMetrics 1.79 drops NaN samples on import.
+        expected = sum(not math.isnan(s.value) for s in samples)
+        first = min(_millis(s.timestamp) for s in samples)
+        last = max(_millis(s.timestamp) for s in samples)
+        # The range is open on the left: one more millisecond takes in the first sample.
+        question = urllib.parse.urlencode(
+            {
+                "query": f'sum(count_over_time({{__name__=~".+"}}[{last - first + 1}ms]))',
+                "time": repr(last / 1000),
+            }
+        )
+        visible = 0
+
+        def all_visible() -> bool:
+            nonlocal visible
+            body = json.loads(_request(f"{self.url}/api/v1/query?{question}"))
+            result = body["data"]["result"]
+            visible = int(result[0]["value"][1]) if result else 0
+            return visible == expected
+
+        if expected and not _wait_for(all_visible, _READY_TIMEOUT_S):
+            raise ServerError(
+                f"VictoriaMetrics shows {visible} of {expected} imported samples after "
+                f"{_READY_TIMEOUT_S} s; end of {self._log}:\n{self._log_tail()}"
+            )
+
+
+def _send(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    # Popen signals its own PID, and not once it has reaped it, so never a recycled PID.
+    process.send_signal(sig)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    _send(process, signal.SIGTERM)
+    # A paused server acts on SIGTERM only once it runs again.
+    _send(process, signal.SIGCONT)
+    try:
+        process.wait(timeout=_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _send(process, signal.SIGKILL)
+        process.wait(timeout=_STOP_TIMEOUT_S)
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    try:
+        # The state follows the parenthesised command name, which may itself contain spaces.
+        states = [
+            (task / "stat").read_text().rpartition(")")[2].split()[0]
+            for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+    except FileNotFoundError:  # a thread ended while being listed
+        return False
+    return all(state == "T" for state in states)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    """Polls `condition` until it holds (True) or `timeout` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(math.ceil(timeout / _POLL_INTERVAL_S)):
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(_POLL_INTERVAL_S)
+    return False
+
+
+def _responds(url: str) -> bool:
+    try:
+        with _HTTP.open(url, timeout=_PROBE_TIMEOUT_S) as response:
+            status: int = response.status
+            return status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def _request(url: str, data: bytes | None = None) -> bytes:
+    try:
+        with _HTTP.open(url, data=data, timeout=_REQUEST_TIMEOUT_S) as response:
+            body: bytes = response.read()
+            return body
+    except urllib.error.HTTPError as error:
+        raise ServerError(f"{url}: HTTP {error.code}: {error.read()!r}") from error
+
+
+def _backfill(promtool: str, openmetrics: Path, data_dir: Path) -> None:
+    # Blocks written straight into the TSDB directory are loaded when Prometheus starts.
+    done = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(data_dir)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=_BACKFILL_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServerError(
+            f"promtool failed on {openmetrics} with status {done.returncode}:\n"
+            f"{done.stdout}{done.stderr}"
+        )
+
+
+def _ordered(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples grouped by series, each series in time order.
+
+    promtool silently drops samples out of time order and the second of two at the same
+    millisecond, so those are sorted here and rejected, respectively.
+    """
+    for sample in samples:
+        if not _METRIC_NAME.fullmatch(sample.name):
+            raise ValueError(f"invalid metric name {sample.name!r}")
+        for label in sample.labels:
+            # Names starting with __ are reserved for the servers, like __name__.
+            if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
+                raise ValueError(f"invalid label name {label!r} on {sample.name}")
+        if not math.isfinite(sample.timestamp):
+            raise ValueError(f"invalid timestamp {sample.timestamp!r} on {sample.name}")
+    ordered = sorted(samples, key=_point_key)
+    for before, after in itertools.pairwise(ordered):
+        if _point_key(before) == _point_key(after):
+            raise ValueError(
+                f"two samples of {_series(after.name, after.labels)} at {after.timestamp}"
+            )
+    return ordered
+
+
+def _point_key(sample: Sample) -> tuple[str, tuple[tuple[str, str], ...], int]:
+    return sample.name, tuple(sorted(sample.labels.items())), _millis(sample.timestamp)
+
+
+def _openmetrics(samples: Sequence[Sample], metric_types: Mapping[str, str]) -> str:
+    for family, kind in metric_types.items():
+        if kind not in _FAMILY_SUFFIXES:
+            raise ValueError(
+                f"metric type {kind!r} of {family} is not one of {sorted(_FAMILY_SUFFIXES)}"
+            )
+    # OpenMetrics wants each family in one block under its TYPE line; `samples` are ordered
+    # by series, and dicts keep that order within each family.
+    families: dict[tuple[str, str], list[str]] = {}
+    for s in samples:
+        # promtool reads seconds and truncates them to milliseconds, which a decimal of whole
+        # milliseconds survives.
+        line = f"{_series(s.name, s.labels)} {_value(s.value)} {_millis(s.timestamp) / 1000!r}"
+        families.setdefault(_family(s.name, metric_types), []).append(line)
+    lines: list[str] = []
+    for (family, kind), body in families.items():
+        lines.append(f"# TYPE {family} {kind}")
+        lines.extend(body)
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+def _family(name: str, metric_types: Mapping[str, str]) -> tuple[str, str]:
+    owners = [
+        (family, kind)
+        for family, kind in metric_types.items()
+        if any(name == family + suffix for suffix in _FAMILY_SUFFIXES[kind])
+    ]
+    if len(owners) > 1:
+        raise ValueError(f"{name} belongs to several families of metric_types: {owners}")
+    return owners[0] if owners else (name, "unknown")
+
+
+def _series(name: str, labels: Mapping[str, str]) -> str:
+    if not labels:
+        return name
+    pairs = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()))
+    return f"{name}{{{pairs}}}"
+
+
+def _escape(label_value: str) -> str:
+    # The same escapes in OpenMetrics and in the Prometheus text format; backslash goes first.
+    return label_value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _millis(timestamp: float) -> int:
+    return round(timestamp * 1000)

@@ -72,7 +72,7 @@ async def json_errors(
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
+        headers = {k: v for k, v in error.headers.items() if k.lower() in ("allow", "retry-after")}
         return json_response({"error": error.reason}, status=error.status, headers=headers)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
@@ -144,7 +144,9 @@ async def _snapshot_for(request: web.Request) -> Snapshot:
     now = time.time()
     if time_text is None and window == refresher.window:
         if refresher.current is None:
-            raise web.HTTPServiceUnavailable(reason="the first refresh has not finished yet; retry")
+            raise web.HTTPServiceUnavailable(
+                reason="the first refresh has not finished yet; retry", headers={"Retry-After": "1"}
+            )
         return refresher.current
     at = grid_instant(now, refresher.interval) if time_text is None else parse_time(time_text, now)
     return await services.on_demand.get(at, window)

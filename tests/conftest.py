@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.app import create_app
 from exporter.catalog import Catalog, load_catalog
+from exporter.prometheus import PrometheusClient
 from exporter.settings import Settings
-
-ExporterFactory = Callable[..., "AsyncIterator[TestClient[Any, Any]]"]
+from tests.fake_prometheus import FakePrometheus
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +51,23 @@ async def start_exporter(
     yield start
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def fake_prometheus() -> AsyncIterator[FakePrometheus]:
+    fake = await FakePrometheus().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def prometheus_client(fake_prometheus: FakePrometheus) -> AsyncIterator[PrometheusClient]:
+    """Our client pointed at the fake upstream."""
+    async with aiohttp.ClientSession() as session:
+        yield PrometheusClient(
+            session,
+            fake_prometheus.url,
+            display_url=fake_prometheus.url,
+            timeout=5.0,
+            max_response_bytes=1_000_000,
+        )

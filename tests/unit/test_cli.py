@@ -1,0 +1,100 @@
+"""The command as a user runs it: exit codes, messages, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from exporter import __version__
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_version_is_printed() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"summary-exporter {__version__}"
+
+
+def test_an_invalid_setting_stops_before_listening_with_exit_2_naming_it() -> None:
+    result = run("serve", env={"EXPORTER_PORT": "not-a-port", "EXPORTER_WINDOW": "5x"})
+    assert result.returncode == 2
+    assert "EXPORTER_PORT" in result.stderr
+    assert "EXPORTER_WINDOW" in result.stderr
+
+
+def test_an_invalid_catalog_stops_with_exit_2_naming_the_file_and_field(tmp_path: Path) -> None:
+    broken = tmp_path / "catalog.yaml"
+    broken.write_text(
+        "domains:\n  http:\n    fields:\n      total:\n"
+        "        query: sum(rate(x[$windw]))\n        kind: integer\n"
+        "        unit: count\n        help: h\n"
+    )
+    result = run("serve", env={"EXPORTER_CATALOG": str(broken)})
+    assert result.returncode == 2
+    assert str(broken) in result.stderr
+    assert "domains.http.fields.total" in result.stderr
+    assert "windw" in result.stderr
+
+
+def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    environment |= {
+        "EXPORTER_HOST": "127.0.0.1",
+        "EXPORTER_PORT": str(port),
+        "EXPORTER_PROMETHEUS_URL": "http://user:s3cret-pass@127.0.0.1:9",
+        "EXPORTER_REFRESH_INTERVAL": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "serve"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        health = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    health = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert health == {"status": "ok"}
+        time.sleep(1.2)  # let a refresh or two fail against the closed port
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+    assert process.returncode == 0
+    assert "event=start" in stderr
+    assert "event=query_failed" in stderr
+    assert "s3cret-pass" not in stderr

@@ -1,0 +1,99 @@
+"""The refresh loop and the on-demand cache: bounded in time, count and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from exporter.catalog import Catalog
+from exporter.errors import Busy
+from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
+from exporter.snapshot import Snapshot, Source
+from tests.fake_prometheus import FakePrometheus
+
+
+def refresher_for(catalog: Catalog, client: Any, **options: Any) -> Refresher:
+    values: dict[str, Any] = {"window": "5m", "interval": 1.0, "max_staleness": 10.0}
+    values.update(options)
+    return Refresher(Evaluator(catalog, client, max_concurrency=4), **values)
+
+
+async def test_a_refresh_ends_within_its_interval_when_the_upstream_hangs(
+    catalog: Catalog, fake_prometheus: FakePrometheus, prometheus_client: Any
+) -> None:
+    fake_prometheus.delay = 30
+    outcomes: list[RefreshOutcome] = []
+    refresher = refresher_for(catalog, prometheus_client, interval=0.5, on_refresh=outcomes.append)
+    snapshot = await asyncio.wait_for(refresher.refresh_once(), timeout=2)
+    assert not snapshot.reached_upstream
+    assert outcomes[0].duration < 0.6
+    reason = snapshot.fields[("http", "total_requests")].reason
+    assert reason == f"query failed: {fake_prometheus.url}: refresh did not finish within 0.5s"
+
+
+async def test_failures_are_logged_once_per_change_not_once_per_refresh(
+    catalog: Catalog,
+    fake_prometheus: FakePrometheus,
+    prometheus_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_prometheus.error = (400, "bad_data", "parse error")
+    refresher = refresher_for(catalog, prometheus_client)
+    with caplog.at_level(logging.INFO, logger="exporter.refresher"):
+        for _ in range(3):
+            await refresher.refresh_once()
+        failed = [r for r in caplog.records if "event=query_failed" in r.getMessage()]
+        assert len(failed) == 1
+        assert "fields=28" in failed[0].getMessage()
+        fake_prometheus.error = None
+        await refresher.refresh_once()
+        await refresher.refresh_once()
+    states = [r.getMessage() for r in caplog.records if "event=refresh_state" in r.getMessage()]
+    assert states == [
+        "event=refresh_state state=failing failing_fields=28",
+        "event=refresh_state state=ok failing_fields=0",
+    ]
+
+
+def _snapshot(at: float, window: str, source: Source) -> Snapshot:
+    return Snapshot(instant=at, window=window, fields={}, upstream="u", source=source)
+
+
+async def test_on_demand_cache_is_bounded_in_entries() -> None:
+    calls: list[tuple[float, str]] = []
+
+    async def evaluate(at: float, window: str, source: Source) -> Snapshot:
+        calls.append((at, window))
+        return _snapshot(at, window, source)
+
+    on_demand = OnDemand(evaluate, cache_size=3, max_concurrent=2)
+    for minutes in range(1, 6):
+        await on_demand.get(100.0, f"{minutes}m")
+    await on_demand.get(100.0, "5m")
+    await on_demand.get(100.0, "1m")
+    assert calls[-1] == (100.0, "1m")  # evicted, so evaluated again
+    assert len(calls) == 6
+
+
+async def test_on_demand_refuses_beyond_its_concurrency_bound() -> None:
+    release = asyncio.Event()
+
+    async def evaluate(at: float, window: str, source: Source) -> Snapshot:
+        await release.wait()
+        return _snapshot(at, window, source)
+
+    on_demand = OnDemand(evaluate, cache_size=3, max_concurrent=1)
+    first = asyncio.create_task(on_demand.get(1.0, "1m"))
+    await asyncio.sleep(0)
+    with pytest.raises(Busy):
+        await on_demand.get(1.0, "2m")
+    same = asyncio.create_task(on_demand.get(1.0, "1m"))
+    release.set()
+    assert (await first) is (await same)
+
+
+def test_grid_instant_rounds_down_to_the_refresh_interval() -> None:
+    assert grid_instant(1000.7, 15) == 990

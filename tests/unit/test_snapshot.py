@@ -1,0 +1,155 @@
+"""Turning query answers into field values: never a number Prometheus did not give."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from exporter.catalog import Catalog, FieldSpec, Kind, Unit
+from exporter.errors import QueryRejected, UpstreamUnreachable
+from exporter.prometheus import QueryResult, Sample
+from exporter.snapshot import (
+    FieldValue,
+    Snapshot,
+    carry_over,
+    explain_zero_denominators,
+    format_instant,
+    shape,
+)
+
+AT = 1_767_225_600.0
+
+
+def spec(kind: Kind = Kind.NUMBER, **extra: object) -> FieldSpec:
+    values: dict[str, object] = {"query": "sum(x)", "kind": kind, "unit": Unit.COUNT, "help": "h"}
+    values.update(extra)
+    return FieldSpec.model_validate(values)
+
+
+def answer(*values: float, label: str = "model") -> QueryResult:
+    return QueryResult(tuple(Sample({label: f"m{i}"}, v) for i, v in enumerate(values)))
+
+
+def test_a_single_value_is_served_as_is() -> None:
+    assert shape(spec(), answer(0.1 + 0.2), AT).value == 0.1 + 0.2
+
+
+def test_an_integral_count_is_a_json_integer() -> None:
+    value = shape(spec(Kind.INTEGER), answer(200.0), AT).value
+    assert value == 200 and type(value) is int
+
+
+def test_a_fractional_count_is_null_rather_than_rounded_here() -> None:
+    field = shape(spec(Kind.INTEGER), answer(199.5), AT)
+    assert field.value is None
+    assert field.reason is not None and "round()" in field.reason
+
+
+def test_an_empty_result_is_null_with_the_catalog_reason() -> None:
+    field = shape(spec(when_empty="no series for x"), answer(), AT)
+    assert (field.value, field.reason) == (None, "no series for x")
+
+
+def test_an_empty_result_is_zero_only_where_the_catalog_says_so() -> None:
+    assert shape(spec(Kind.INTEGER, no_series_means_zero=True), answer(), AT).value == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (math.nan, "Prometheus returned NaN"),
+        (math.inf, "Prometheus returned +Inf"),
+        (-math.inf, "Prometheus returned -Inf"),
+    ],
+)
+def test_nan_and_infinities_are_null_with_the_reason(value: float, reason: str) -> None:
+    field = shape(spec(), answer(value), AT)
+    assert (field.value, field.reason) == (None, reason)
+
+
+def test_several_series_for_a_single_value_field_is_null_not_summed() -> None:
+    field = shape(spec(), answer(1, 2), AT)
+    assert field.value is None
+    assert field.reason is not None and "2 series" in field.reason
+
+
+def test_labels_are_listed_most_first_with_ties_by_name() -> None:
+    labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
+    field = shape(labels, answer(5, 80, 120, 80), AT)
+    assert field.value == ["m2", "m1", "m3", "m0"]
+    assert field.series == (("m2", 120), ("m1", 80), ("m3", 80), ("m0", 5))
+
+
+def test_no_labels_is_an_empty_list_when_no_series_means_none() -> None:
+    labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
+    assert shape(labels, answer(), AT).value == []
+
+
+def test_a_failed_query_is_null_with_what_the_upstream_said() -> None:
+    error = QueryRejected("http://prom", "bad_data", "parse error at char 4")
+    field = shape(spec(), error, AT)
+    assert field.value is None
+    assert field.reason == "query failed: http://prom: bad_data: parse error at char 4"
+    assert field.error is error
+
+
+def test_a_null_ratio_over_a_zero_denominator_says_0_over_0(catalog: Catalog) -> None:
+    fields = {
+        (d, f): FieldValue(0 if s.no_series_means_zero else None, AT, reason="empty")
+        for d, f, s in catalog.fields()
+    }
+    explained = explain_zero_denominators(catalog, fields)
+    assert explained[("http", "error_rate")].reason == "no requests in window (0/0)"
+    assert explained[("providers", "avg_response_time_ms")].reason == "empty"
+
+
+def test_timestamps_are_rfc3339_utc() -> None:
+    assert format_instant(AT) == "2026-01-01T00:00:00Z"
+    assert format_instant(AT + 0.25) == "2026-01-01T00:00:00.250Z"
+
+
+def _snapshot(at: float, fields: dict[tuple[str, str], FieldValue]) -> Snapshot:
+    return Snapshot(instant=at, window="5m", fields=fields, upstream="http://prom")
+
+
+def test_a_failing_field_keeps_its_last_good_value_marked_stale() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    before = _snapshot(AT, {("http", "x"): FieldValue(5, AT), ("http", "y"): FieldValue(1, AT)})
+    now = _snapshot(
+        AT + 30,
+        {
+            ("http", "x"): FieldValue(None, AT + 30, "query failed", error=error),
+            ("http", "y"): FieldValue(2, AT + 30),
+        },
+    )
+    merged = carry_over(before, now, max_staleness=150)
+    assert merged.fields[("http", "x")].value == 5
+    assert merged.fields[("http", "x")].stale
+    assert merged.fields[("http", "y")].value == 2
+    document = merged.document(now=AT + 40)
+    assert document["stale"] is True
+    assert document["timestamp"] == format_instant(AT + 30)
+    assert document["stale_fields"]["http.x"]["age_seconds"] == 40
+    assert document["nulls"] == {}
+
+
+def test_a_field_failing_longer_than_max_staleness_becomes_null_with_the_reason() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    before = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    now = _snapshot(AT + 200, {("http", "x"): FieldValue(None, AT + 200, "failed", error=error)})
+    merged = carry_over(before, now, max_staleness=150)
+    assert merged.fields[("http", "x")].value is None
+    assert merged.fields[("http", "x")].reason == (
+        "query failing for 200s: http://prom: cannot connect"
+    )
+
+
+def test_when_nothing_came_back_the_document_keeps_the_old_instant_and_ages() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    before = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    now = _snapshot(AT + 30, {("http", "x"): FieldValue(None, AT + 30, "failed", error=error)})
+    document = carry_over(before, now, max_staleness=150).document(now=AT + 45)
+    assert document["timestamp"] == format_instant(AT)
+    assert document["age_seconds"] == 45
+    assert document["upstream"]["up"] is False

@@ -23,6 +23,7 @@ from exporter.errors import CatalogError
 
 BUILTIN = "catalog.yaml"
 WINDOW_PLACEHOLDER = "window"
+SELF_METRICS_PREFIX = "summary_exporter_"
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
@@ -118,6 +119,18 @@ class DomainSpec(_Strict):
 class Catalog(_Strict):
     domains: dict[Name, DomainSpec] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _distinct_gauges(self) -> Catalog:
+        seen: dict[str, str] = {}
+        for domain, name, spec in self.fields():
+            gauge = spec.gauge_name(domain, name)
+            if gauge.startswith(SELF_METRICS_PREFIX):
+                raise ValueError(f"{domain}.{name}: gauge {gauge} would clash with self-metrics")
+            if gauge in seen:
+                raise ValueError(f"{domain}.{name}: gauge {gauge} is also {seen[gauge]}'s gauge")
+            seen[gauge] = f"{domain}.{name}"
+        return self
+
     def fields(self) -> list[tuple[str, str, FieldSpec]]:
         """(domain, field, spec) for every field, in catalog order."""
         return [
@@ -182,4 +195,6 @@ def load_catalog(path: Path | None = None) -> Catalog:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise CatalogError(f"catalog {path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"catalog {path}: not UTF-8 text") from None
     return parse_catalog(text, str(path))

@@ -18,8 +18,8 @@ _UNITS_MS = {
     "s": 1_000,
     "ms": 1,
 }
-_PART = re.compile(r"(\d{1,12})(ms|y|w|d|h|m|s)")
-_WHOLE = re.compile(r"(?:\d{1,12}(?:ms|y|w|d|h|m|s))+")
+_PART = re.compile(r"([0-9]{1,12})(ms|y|w|d|h|m|s)")
+_WHOLE = re.compile(r"(?:[0-9]{1,12}(?:ms|y|w|d|h|m|s))+")
 
 
 def parse_duration(text: str) -> int:

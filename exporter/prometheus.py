@@ -19,6 +19,7 @@ from exporter.errors import InvalidResponse, QueryRejected, UpstreamTimeout, Ups
 
 QUERY_PATH = "/api/v1/query"
 _EXCERPT = 200
+_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _excerpt(body: bytes) -> str:
 def _parse_value(upstream: str, pair: Any) -> float:
     """A `[timestamp, "value"]` pair; the API sends values as strings, NaN and ±Inf included."""
     if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
-        raise InvalidResponse(upstream, f"malformed sample value {str(pair)[:_EXCERPT]}")
+        raise InvalidResponse(upstream, f"malformed sample value (a {type(pair).__name__})")
     try:
         return float(pair[1])
     except ValueError:
@@ -67,7 +68,7 @@ def parse_query_response(upstream: str, status: int, body: bytes) -> QueryResult
     """The result of one `/api/v1/query` answer, or the UpstreamError that it amounts to."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         document = None
     if not isinstance(document, dict) or "status" not in document:
         raise InvalidResponse(
@@ -79,21 +80,25 @@ def parse_query_response(upstream: str, status: int, body: bytes) -> QueryResult
         raise QueryRejected(
             upstream,
             error_type if isinstance(error_type, str) and error_type else f"http_{status}",
-            str(message)[: 4 * _EXCERPT] if message is not None else f"HTTP {status}",
+            message[: 4 * _EXCERPT] if isinstance(message, str) else f"HTTP {status}",
         )
     data = document.get("data")
     if document["status"] != "success" or status != 200 or not isinstance(data, dict):
         raise InvalidResponse(upstream, f"HTTP {status}, unexpected answer: {_excerpt(body)}")
     warnings_field = document.get("warnings") or []
-    warnings = tuple(str(w) for w in warnings_field) if isinstance(warnings_field, list) else ()
+    warnings = (
+        tuple(w for w in warnings_field if isinstance(w, str))
+        if isinstance(warnings_field, list)
+        else ()
+    )
     result_type, result = data.get("resultType"), data.get("result")
     if result_type == "vector" and isinstance(result, list):
         return QueryResult(tuple(_parse_sample(upstream, item) for item in result), warnings)
     if result_type == "scalar":
         return QueryResult((Sample(labels={}, value=_parse_value(upstream, result)),), warnings)
+    shown = result_type[:40] if isinstance(result_type, str) else type(result_type).__name__
     raise InvalidResponse(
-        upstream,
-        f"result type {str(result_type)[:40]!r} where an instant vector or scalar was expected",
+        upstream, f"result type {shown!r} where an instant vector or scalar was expected"
     )
 
 
@@ -125,7 +130,7 @@ class PrometheusClient:
                 async with self._session.post(
                     self._endpoint, data=form, headers=self._headers
                 ) as response:
-                    body = await response.content.read(self._max_bytes + 1)
+                    body = await self._read_capped(response)
                     status = response.status
         except TimeoutError:
             raise UpstreamTimeout(
@@ -133,11 +138,22 @@ class PrometheusClient:
             ) from None
         except aiohttp.ClientPayloadError as error:
             raise InvalidResponse(self.display_url, f"broken response body: {error}") from None
-        except (aiohttp.ClientConnectionError, OSError) as error:
+        except aiohttp.ClientResponseError:
+            raise InvalidResponse(self.display_url, "not a valid HTTP answer") from None
+        except (aiohttp.ClientError, OSError) as error:
             raise UpstreamUnreachable(self.display_url, _connection_detail(error)) from None
-        if len(body) > self._max_bytes:
-            raise InvalidResponse(self.display_url, f"answer larger than {self._max_bytes} bytes")
         return parse_query_response(self.display_url, status, body)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, chunk by chunk, refusing to hold more than the configured cap."""
+        body = bytearray()
+        while chunk := await response.content.read(_CHUNK):
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise InvalidResponse(
+                    self.display_url, f"answer larger than {self._max_bytes} bytes"
+                )
+        return bytes(body)
 
 
 def _format_time(at: float) -> str:

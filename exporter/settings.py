@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.durations import parse_duration
@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     refresh_interval: float = Field(default=15.0, gt=0, le=86_400)
     query_timeout: float = Field(default=5.0, gt=0, le=3_600)
     max_staleness: float | None = Field(default=None, gt=0)
+    max_window: str = "30d"  # before `window`, whose validator compares with it
     window: str = "5m"
-    max_window: str = "30d"
     catalog: Path | None = None
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        try:
+            parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
+        except ValueError:
+            raise ValueError("has an invalid port") from None
         return value.strip().rstrip("/")
 
     @field_validator("window", "max_window")
@@ -58,14 +62,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} is not a readable file")
         return value
 
-    @model_validator(mode="after")
-    def _window_within_max(self) -> Settings:
-        if self.window_ms > self.max_window_ms:
+    @field_validator("window")
+    @classmethod
+    def _window_within_max(cls, value: str, info: ValidationInfo) -> str:
+        # A field validator, not a model one, so that it runs even when another field is bad.
+        maximum = info.data.get("max_window")
+        if maximum is not None and parse_duration(value) > parse_duration(maximum):
             raise ValueError(
-                f"{ENV_PREFIX}WINDOW ({self.window}) exceeds"
-                f" {ENV_PREFIX}MAX_WINDOW ({self.max_window})"
+                f"{ENV_PREFIX}WINDOW ({value}) exceeds {ENV_PREFIX}MAX_WINDOW ({maximum})"
             )
-        return self
+        return value
 
     @property
     def window_ms(self) -> int:
@@ -93,12 +99,9 @@ class Settings(BaseSettings):
 
 def redact_url(url: str) -> str:
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    return parts._replace(netloc=netloc).geturl()
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def load_settings() -> Settings:

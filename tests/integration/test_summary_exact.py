@@ -19,7 +19,7 @@ from tests.integration import dataset
 
 pytestmark = pytest.mark.integration
 
-BUSY = {
+BUSY: dict[str, dict[str, Any]] = {
     "http": {
         "total_requests": 200,  # (6 + 1 + 1 + 2) per step x 20 steps; the test path excluded
         "request_rate_per_minute": 40.0,
@@ -60,7 +60,7 @@ BUSY = {
     },
 }
 
-QUIET = {
+QUIET: dict[str, dict[str, Any]] = {
     "http": {
         "total_requests": 0,
         "request_rate_per_minute": 0.0,
@@ -116,7 +116,8 @@ def assert_same_metrics(actual: dict[str, Any], expected: dict[str, Any]) -> Non
             got = actual[domain][name]
             where = f"{domain}.{name}"
             if isinstance(value, float):
-                assert isinstance(got, float | int) and not isinstance(got, bool), where
+                assert isinstance(got, float | int), where
+                assert not isinstance(got, bool), where
                 assert got == pytest.approx(value, rel=1e-9), where
             else:
                 assert got == value, where
@@ -154,7 +155,8 @@ async def test_instant_before_any_data_gives_null_gauges_with_reasons(
     client = await start_exporter(engine_url)
     document = await summary_at(client, dataset.EMPTY_AT)
     counts = {key for key, value in _flatten(document["metrics"]).items() if value in (0, [])}
-    assert "http.total_requests" in counts and "models.top_models" in counts
+    assert "http.total_requests" in counts
+    assert "models.top_models" in counts
     for key, reason in EMPTY_NULLS.items():
         assert document["nulls"][key] == reason
     assert all(_flatten(document["metrics"])[key] is None for key in document["nulls"])

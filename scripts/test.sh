@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian/Ubuntu machine: installs what is missing, then runs
+# lint, type checks and every test (integration tests against real Prometheus and
+# VictoriaMetrics servers), with coverage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+    || ! command -v victoria-metrics >/dev/null; then
+  echo "== installing prometheus and victoria-metrics (Debian packages)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    prometheus victoria-metrics >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+echo "== installing the package and its test dependencies"
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+# With CI=true a missing server fails its tests instead of skipping them.
+.venv/bin/pytest --cov=exporter --cov-report=term "$@"

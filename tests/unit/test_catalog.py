@@ -1,0 +1,432 @@
+"""The query catalog: the built-in one, and how a user catalog file is validated."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.catalog import Catalog, FieldSpec, Kind, Unit, load_catalog
+from exporter.errors import CatalogError
+
+BUILTIN = load_catalog()
+BUILTIN_FIELDS = BUILTIN.fields()
+
+# A selector: a metric name not followed by "(" (that would be a function), with its matchers.
+# The possessive `*+` keeps "sum(" from matching as the metric "su".
+_SELECTOR = re.compile(r"(?<![\w:$])([a-zA-Z_:][\w:]*+)\s*(\{[^}]*\})?(?!\s*\()")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "group_left", "group_right"})
+
+# The gateway's legacy duplicates: never to be read (nor their histogram series).
+_LEGACY = re.compile(r"http_requests_total|http_request_duration_seconds(?:_sum|_count|_bucket)?")
+
+# The matchers that keep the gateway's synthetic self-test series out, by metric family.
+_SYNTHETIC_EXCLUSIONS: dict[str, tuple[str, ...]] = {
+    "fastapi_": ('path!="/api/metrics/test"',),
+    "model_inference_": ('provider!="test"', 'model!="test-model"'),
+    "tokens_used_total": ('provider!="test"', 'model!="test-model"'),
+    "credits_used_total": ('provider!="test"', 'model!="test-model"'),
+    "provider_": ('provider!="test"',),
+}
+
+
+def selectors(query: str) -> list[tuple[str, str]]:
+    """(metric name, matchers between braces or "") of every series selector of a query."""
+    stripped = _GROUPING.sub(" ", query)
+    return [
+        (name, (matchers or "").replace(" ", ""))
+        for name, matchers in _SELECTOR.findall(stripped)
+        if name not in _KEYWORDS
+    ]
+
+
+def required_exclusions(metric: str) -> tuple[str, ...]:
+    for family, matchers in _SYNTHETIC_EXCLUSIONS.items():
+        if metric.startswith(family):
+            return matchers
+    return ()
+
+
+def labelled_selectors() -> list[Any]:
+    return [
+        pytest.param(metric, matchers, id=f"{domain}.{name}:{metric}")
+        for domain, name, spec in BUILTIN_FIELDS
+        for metric, matchers in selectors(spec.query)
+        if required_exclusions(metric)
+    ]
+
+
+def field_doc(**overrides: Any) -> dict[str, Any]:
+    field: dict[str, Any] = {
+        "query": "round(sum(increase(hits_total[$window])))",
+        "kind": "integer",
+        "unit": "count",
+        "help": "Hits in the window.",
+    }
+    field.update(overrides)
+    return field
+
+
+def catalog_doc(**fields: dict[str, Any]) -> dict[str, Any]:
+    """A catalog with one domain `web` holding `fields` (one valid field `hits` by default)."""
+    return {"domains": {"web": {"help": "Web.", "fields": fields or {"hits": field_doc()}}}}
+
+
+def write_catalog(tmp_path: Path, document: dict[str, Any] | str) -> Path:
+    path = tmp_path / "my-catalog.yaml"
+    text = document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def catalog_error(path: Path) -> str:
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    return str(caught.value)
+
+
+# The built-in catalog.
+
+
+def test_builtin_catalog_has_the_five_domains_in_order() -> None:
+    assert list(BUILTIN.domains) == ["http", "models", "providers", "database", "business"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "fields"),
+    [
+        (
+            "http",
+            [
+                "total_requests",
+                "request_rate_per_minute",
+                "error_rate",
+                "avg_latency_ms",
+                "p95_latency_ms",
+                "in_progress",
+            ],
+        ),
+        (
+            "models",
+            [
+                "total_inference_requests",
+                "total_models",
+                "top_models",
+                "avg_requests_per_model",
+                "tokens_used_total",
+                "credits_used_total",
+                "avg_inference_latency_ms",
+            ],
+        ),
+        (
+            "providers",
+            [
+                "total_providers",
+                "healthy_providers",
+                "degraded_providers",
+                "unavailable_providers",
+                "avg_health_score",
+                "avg_error_rate",
+                "avg_response_time_ms",
+            ],
+        ),
+        ("database", ["total_queries", "avg_query_latency_ms", "cache_hit_rate"]),
+        (
+            "business",
+            [
+                "active_api_keys",
+                "active_subscriptions",
+                "active_trials",
+                "total_tokens_used",
+                "total_credits_used",
+            ],
+        ),
+    ],
+)
+def test_builtin_domain_has_exactly_these_fields(domain: str, fields: list[str]) -> None:
+    assert list(BUILTIN.domains[domain].fields) == fields
+
+
+def test_selector_extraction_finds_metrics_and_their_matchers() -> None:
+    query = BUILTIN.domains["http"].fields["error_rate"].query
+
+    assert selectors(query) == [
+        ("fastapi_requests_total", '{path!="/api/metrics/test",status_code=~"5.."}'),
+        ("fastapi_requests_total", '{path!="/api/metrics/test"}'),
+    ]
+
+
+def test_selector_extraction_ignores_grouping_labels_and_functions() -> None:
+    query = BUILTIN.domains["http"].fields["p95_latency_ms"].query
+
+    assert [metric for metric, _ in selectors(query)] == [
+        "fastapi_requests_duration_seconds_bucket"
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec", [pytest.param(spec, id=f"{d}.{n}") for d, n, spec in BUILTIN_FIELDS]
+)
+def test_builtin_query_reads_no_legacy_duplicate_metric(spec: FieldSpec) -> None:
+    metrics = [metric for metric, _ in selectors(spec.query)]
+
+    assert metrics, "every built-in query reads at least one metric"
+    assert not [metric for metric in metrics if _LEGACY.fullmatch(metric)]
+
+
+@pytest.mark.parametrize(("metric", "matchers"), labelled_selectors())
+def test_builtin_query_excludes_synthetic_series(metric: str, matchers: str) -> None:
+    for exclusion in required_exclusions(metric):
+        assert exclusion in matchers
+
+
+def test_every_labelled_metric_family_is_checked_for_synthetic_series() -> None:
+    read = {metric for _, _, spec in BUILTIN_FIELDS for metric, _ in selectors(spec.query)}
+
+    for family in _SYNTHETIC_EXCLUSIONS:
+        assert any(metric.startswith(family) for metric in read), family
+
+
+@pytest.mark.parametrize(
+    ("domain", "field", "gauge", "factor"),
+    [
+        ("http", "avg_latency_ms", "summary_http_avg_latency_seconds", 0.001),
+        ("http", "error_rate", "summary_http_error_ratio", 0.01),
+        ("http", "total_requests", "summary_http_total_requests", 1.0),
+        ("providers", "healthy_providers", "summary_providers_healthy_providers", 1.0),
+        ("providers", "avg_error_rate", "summary_providers_avg_error_ratio", 0.01),
+        ("models", "top_models", "summary_models_requests", 1.0),
+        ("database", "cache_hit_rate", "summary_database_cache_hit_ratio", 0.01),
+        ("database", "avg_query_latency_ms", "summary_database_avg_query_latency_seconds", 0.001),
+    ],
+)
+def test_builtin_gauge_name_and_factor_to_base_unit(
+    domain: str, field: str, gauge: str, factor: float
+) -> None:
+    spec = BUILTIN.domains[domain].fields[field]
+
+    assert spec.gauge_name(domain, field) == gauge
+    assert spec.gauge_factor == factor
+
+
+def test_builtin_gauge_names_are_unique() -> None:
+    names = [spec.gauge_name(domain, name) for domain, name, spec in BUILTIN_FIELDS]
+
+    assert len(names) == len(set(names))
+
+
+def test_top_models_lists_the_model_label() -> None:
+    spec = BUILTIN.domains["models"].fields["top_models"]
+
+    assert (spec.kind, spec.label, spec.unit) == (Kind.LABELS, "model", Unit.COUNT)
+
+
+def test_render_substitutes_the_window() -> None:
+    spec = BUILTIN.domains["http"].fields["total_requests"]
+
+    assert spec.render("1h30m") == (
+        'round(sum(increase(fastapi_requests_total{path!="/api/metrics/test"}[1h30m])))'
+    )
+
+
+@pytest.mark.parametrize(
+    "spec", [pytest.param(spec, id=f"{d}.{n}") for d, n, spec in BUILTIN_FIELDS]
+)
+def test_rendered_builtin_query_has_no_placeholder_left(spec: FieldSpec) -> None:
+    assert "$" not in spec.render("5m")
+
+
+def test_render_turns_double_dollar_into_a_literal_dollar_and_nothing_else() -> None:
+    spec = FieldSpec.model_validate(
+        field_doc(query='sum(rate(hits_total{path=~"/api/.*$$"}[$window])) or ${window}')
+    )
+
+    assert spec.render("10m") == 'sum(rate(hits_total{path=~"/api/.*$"}[10m])) or 10m'
+
+
+# A user catalog file.
+
+
+def test_user_catalog_file_loads(tmp_path: Path) -> None:
+    path = write_catalog(
+        tmp_path,
+        catalog_doc(
+            hits=field_doc(),
+            latency_ms=field_doc(
+                query="1000 * avg(latency_seconds)",
+                kind="number",
+                unit="ms",
+                denominator="hits",
+                when_zero_denominator="no hits (0/0)",
+            ),
+        ),
+    )
+
+    catalog = load_catalog(path)
+
+    assert isinstance(catalog, Catalog)
+    assert [(domain, name) for domain, name, _ in catalog.fields()] == [
+        ("web", "hits"),
+        ("web", "latency_ms"),
+    ]
+    latency = catalog.domains["web"].fields["latency_ms"]
+    assert latency.gauge_name("web", "latency_ms") == "summary_web_latency_seconds"
+    assert latency.denominator == "hits"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "location", "problem"),
+    [
+        pytest.param(
+            {"bogus": 1},
+            "domains.web.fields.hits.bogus",
+            "Extra inputs are not permitted",
+            id="unknown-key",
+        ),
+        pytest.param(
+            {"query": None},
+            "domains.web.fields.hits.query",
+            "Field required",
+            id="missing-query",
+        ),
+        pytest.param(
+            {"kind": "float"},
+            "domains.web.fields.hits.kind",
+            "Input should be 'integer', 'number' or 'labels'",
+            id="bad-kind",
+        ),
+        pytest.param(
+            {"query": "sum(hits_total[$windw])"},
+            "domains.web.fields.hits",
+            "unknown placeholders ['windw']",
+            id="misspelt-placeholder",
+        ),
+        pytest.param(
+            {"query": 'hits_total{path=~"/a$"}'},
+            "domains.web.fields.hits",
+            "malformed '$' placeholder",
+            id="lone-dollar",
+        ),
+        pytest.param(
+            {"query": "sum(rate(hits_total[$window])"},
+            "domains.web.fields.hits",
+            "unbalanced brackets or quotes",
+            id="unbalanced-brackets",
+        ),
+        pytest.param(
+            {"query": 'hits_total{path="/a}'},
+            "domains.web.fields.hits",
+            "unbalanced brackets or quotes",
+            id="unclosed-quote",
+        ),
+        pytest.param(
+            {"kind": "labels", "gauge": "hits"},
+            "domains.web.fields.hits",
+            "a labels field needs `label`",
+            id="labels-without-label",
+        ),
+        pytest.param(
+            {"label": "model"},
+            "domains.web.fields.hits",
+            "`label` applies to kind labels only",
+            id="label-on-integer",
+        ),
+        pytest.param(
+            {"denominator": "requests", "when_zero_denominator": "0/0"},
+            "domains.web",
+            "hits: denominator 'requests' is not a field here",
+            id="missing-denominator-field",
+        ),
+    ],
+)
+def test_invalid_field_is_reported_with_file_and_location(
+    tmp_path: Path, overrides: dict[str, Any], location: str, problem: str
+) -> None:
+    field = {k: v for k, v in field_doc(**overrides).items() if v is not None}
+    path = write_catalog(tmp_path, catalog_doc(hits=field))
+
+    message = catalog_error(path)
+
+    assert message.startswith(f"catalog {path}: {location}: ")
+    assert problem in message
+
+
+def test_invalid_domain_name_is_reported(tmp_path: Path) -> None:
+    document = catalog_doc()
+    document["domains"]["Web-2"] = copy.deepcopy(document["domains"]["web"])
+    path = write_catalog(tmp_path, document)
+
+    assert "domains.Web-2.[key]: String should match pattern" in catalog_error(path)
+
+
+def test_several_errors_are_reported_at_once(tmp_path: Path) -> None:
+    path = write_catalog(
+        tmp_path,
+        catalog_doc(
+            hits=field_doc(kind="float"),
+            misses=field_doc(query="sum(misses_total[$windw])"),
+            errors=field_doc(bogus=True),
+        ),
+    )
+
+    message = catalog_error(path)
+
+    assert "domains.web.fields.hits.kind:" in message
+    assert "domains.web.fields.misses: Value error, query uses unknown placeholders" in message
+    assert "domains.web.fields.errors.bogus: Extra inputs are not permitted" in message
+
+
+def test_invalid_yaml_is_reported_with_the_file(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, "domains:\n  web: [\n")
+
+    assert catalog_error(path).startswith(f"catalog {path}: not valid YAML: ")
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just text\n"])
+def test_yaml_that_is_not_a_mapping_is_rejected_at_top_level(tmp_path: Path, text: str) -> None:
+    path = write_catalog(tmp_path, text)
+
+    assert catalog_error(path).startswith(f"catalog {path}: (top level): ")
+
+
+def test_domain_without_fields_is_rejected(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, {"domains": {"web": {"fields": {}}}})
+
+    assert "domains.web.fields: Dictionary should have at least 1 item" in catalog_error(path)
+
+
+def test_missing_file_is_reported_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+
+    assert catalog_error(path) == f"catalog {path}: cannot read: No such file or directory"
+
+
+def test_directory_is_reported_as_unreadable(tmp_path: Path) -> None:
+    assert catalog_error(tmp_path) == f"catalog {tmp_path}: cannot read: Is a directory"
+
+
+def test_file_that_is_not_utf8_is_reported_as_a_catalog_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("domains:\n  web:\n    help: caf\u00e9\n".encode("latin-1"))
+
+    assert catalog_error(path).startswith(f"catalog {path}: ")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(
+            catalog_doc(x_ms=field_doc(unit="ms"), x_seconds=field_doc()), id="derived-name"
+        ),
+        pytest.param({"domains": {"exporter": {"fields": {"up": field_doc()}}}}, id="self-metric"),
+    ],
+)
+def test_duplicate_gauge_names_are_rejected(tmp_path: Path, document: dict[str, Any]) -> None:
+    path = write_catalog(tmp_path, document)
+
+    assert "gauge" in catalog_error(path)

@@ -1,0 +1,203 @@
+"""Settings from EXPORTER_* variables: defaults, validation messages and URL redaction."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from exporter.errors import SettingsError
+from exporter.settings import Settings, load_settings, redact_url
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No EXPORTER_* variable of the surrounding shell reaches these tests."""
+    for name in list(os.environ):
+        if name.upper().startswith("EXPORTER_"):
+            monkeypatch.delenv(name)
+
+
+def settings_error(monkeypatch: pytest.MonkeyPatch, **variables: str) -> str:
+    """The SettingsError message for these EXPORTER_* variables (names without the prefix)."""
+    for name, value in variables.items():
+        monkeypatch.setenv(f"EXPORTER_{name}", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    return str(caught.value)
+
+
+def test_defaults_apply_when_no_variable_is_set() -> None:
+    settings = load_settings()
+
+    assert settings.prometheus_url == "http://localhost:9090"
+    assert settings.host == "0.0.0.0"
+    assert settings.port == 9199
+    assert settings.refresh_interval == 15.0
+    assert settings.query_timeout == 5.0
+    assert settings.window == "5m"
+    assert settings.max_window == "30d"
+    assert settings.catalog is None
+
+
+def test_default_windows_in_milliseconds() -> None:
+    settings = load_settings()
+
+    assert settings.window_ms == 5 * 60_000
+    assert settings.max_window_ms == 30 * 86_400_000
+
+
+def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("", encoding="utf-8")
+    monkeypatch.setenv("EXPORTER_PROMETHEUS_URL", "https://prom.example:9443/prometheus/")
+    monkeypatch.setenv("EXPORTER_PORT", "8080")
+    monkeypatch.setenv("EXPORTER_REFRESH_INTERVAL", "30")
+    monkeypatch.setenv("EXPORTER_WINDOW", "1h")
+    monkeypatch.setenv("EXPORTER_CATALOG", str(catalog))
+
+    settings = load_settings()
+
+    assert settings.prometheus_url == "https://prom.example:9443/prometheus"
+    assert settings.port == 8080
+    assert settings.refresh_interval == 30.0
+    assert settings.window_ms == 3_600_000
+    assert settings.catalog == catalog
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("PORT", "0"),
+        ("WINDOW", "5x"),
+        ("WINDOW", "0s"),
+        ("MAX_WINDOW", "5m1h"),
+        ("PROMETHEUS_URL", "ftp://x"),
+        ("PROMETHEUS_URL", "http://"),
+        ("PROMETHEUS_URL", "localhost:9090"),
+        ("CATALOG", "/nonexistent"),
+        ("REFRESH_INTERVAL", "0"),
+        ("QUERY_TIMEOUT", "-1"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_invalid_value_is_reported_with_its_variable_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    message = settings_error(monkeypatch, **{variable: value})
+
+    assert message.startswith("invalid settings: ")
+    assert f"EXPORTER_{variable}:" in message
+
+
+def test_catalog_that_is_a_directory_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    message = settings_error(monkeypatch, CATALOG=str(tmp_path))
+
+    assert f"EXPORTER_CATALOG: Value error, {tmp_path} is not a readable file" in message
+
+
+def test_window_longer_than_the_default_max_window_is_rejected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = settings_error(monkeypatch, WINDOW="60d")
+
+    assert "EXPORTER_WINDOW (60d) exceeds EXPORTER_MAX_WINDOW (30d)" in message
+
+
+def test_window_equal_to_max_window_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_WINDOW", "720h")
+
+    settings = load_settings()
+
+    assert settings.window_ms == settings.max_window_ms
+
+
+def test_every_invalid_variable_is_named_in_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = settings_error(
+        monkeypatch,
+        PORT="abc",
+        WINDOW="5x",
+        PROMETHEUS_URL="ftp://x",
+        CATALOG="/nonexistent",
+    )
+
+    for variable in ("PORT", "WINDOW", "PROMETHEUS_URL", "CATALOG"):
+        assert f"EXPORTER_{variable}:" in message
+    assert message.count("; ") == 3
+
+
+def test_window_over_max_is_named_alongside_other_invalid_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = settings_error(monkeypatch, PORT="abc", WINDOW="60d")
+
+    assert "EXPORTER_PORT:" in message
+    assert "EXPORTER_WINDOW" in message
+
+
+def test_invalid_url_message_does_not_repeat_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = settings_error(monkeypatch, PROMETHEUS_URL="ftp://admin:s3cret@prom.example")
+
+    assert "EXPORTER_PROMETHEUS_URL:" in message
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize("url", ["http://localhost:99999", "http://localhost:abc"])
+def test_url_with_an_invalid_port_is_rejected(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    message = settings_error(monkeypatch, PROMETHEUS_URL=url)
+
+    assert "EXPORTER_PROMETHEUS_URL:" in message
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "effective"),
+    [(15.0, 5.0, 5.0), (2.0, 5.0, 1.8), (10.0, 10.0, 9.0)],
+)
+def test_effective_query_timeout_ends_before_the_next_refresh(
+    interval: float, timeout: float, effective: float
+) -> None:
+    settings = Settings(refresh_interval=interval, query_timeout=timeout)
+
+    assert settings.effective_query_timeout == pytest.approx(effective)
+    assert settings.effective_query_timeout < settings.refresh_interval
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("http://admin:s3cret@prom.example:9090/prometheus", "http://prom.example:9090/prometheus"),
+        ("https://admin:s3cret@prom.example/api?x=1", "https://prom.example/api?x=1"),
+        ("http://admin@prom.example:9090", "http://prom.example:9090"),
+        ("http://:s3cret@prom.example:9090/", "http://prom.example:9090/"),
+    ],
+)
+def test_redact_url_removes_credentials_and_keeps_host_port_and_path(
+    url: str, redacted: str
+) -> None:
+    assert redact_url(url) == redacted
+
+
+def test_redact_url_leaves_a_url_without_credentials_unchanged() -> None:
+    assert (
+        redact_url("http://prom.example:9090/prometheus") == "http://prom.example:9090/prometheus"
+    )
+
+
+def test_redact_url_keeps_ipv6_brackets() -> None:
+    assert redact_url("http://admin:s3cret@[::1]:9090/prom") == "http://[::1]:9090/prom"
+
+
+def test_upstream_display_never_contains_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_PROMETHEUS_URL", "https://admin:s3cret@prom.example:9443/prom/")
+    settings = load_settings()
+
+    assert settings.prometheus_url == "https://admin:s3cret@prom.example:9443/prom"
+    assert settings.upstream_display == "https://prom.example:9443/prom"
+    assert "s3cret" not in settings.upstream_display

@@ -154,7 +154,8 @@ async def _snapshot_for(request: web.Request) -> Snapshot:
 
 async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
     snapshot = await _snapshot_for(request)
-    return json_response(snapshot.document(time.time(), domains))
+    body = snapshot.encode(time.time(), domains)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def summary(request: web.Request) -> web.Response:

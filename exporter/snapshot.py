@@ -7,6 +7,8 @@ PromQL does the arithmetic; this module only turns each query's answer into a fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -49,6 +51,10 @@ class Snapshot:
     fields: Mapping[FieldKey, FieldValue]
     upstream: str
     source: Source = "background"
+    # Encoded documents by domain selection, split around the age: serving costs one join.
+    _encoded: dict[tuple[str, ...] | None, tuple[bytes, bytes]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def reached_upstream(self) -> bool:
@@ -104,6 +110,28 @@ class Snapshot:
             "warnings": warnings,
             "upstream": {"url": self.upstream, "up": self.reached_upstream},
         }
+
+    def encode(self, now: float, domains: Iterable[str] | None = None) -> bytes:
+        """The document as strict JSON bytes; only the age is computed per call when fresh."""
+        selection = None if domains is None else tuple(domains)
+        if any(f.stale for f in self.fields.values()):
+            # Stale fields carry their own ages, so this (rare) document is built every time.
+            return _dumps(self.document(now, selection))
+        parts = self._encoded.get(selection)
+        if parts is None:
+            document = self.document(now, selection) | {"age_seconds": _AGE_MARK}
+            head, _, tail = _dumps(document).partition(_dumps(_AGE_MARK))
+            parts = self._encoded[selection] = (head, tail)
+        head, tail = parts
+        return head + repr(_age(now, self.data_instant)).encode() + tail
+
+
+_AGE_MARK = "\x00age\x00"
+
+
+def _dumps(data: Any) -> bytes:
+    # allow_nan=False: strict JSON; every NaN was already turned into null with a reason.
+    return json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
 
 
 def format_instant(at: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -156,3 +157,24 @@ def test_when_nothing_came_back_the_document_keeps_the_old_instant_and_ages() ->
     assert document["timestamp"] == format_instant(AT)
     assert document["age_seconds"] == 45
     assert document["upstream"]["up"] is False
+
+
+def test_encoded_bytes_are_the_document_with_the_age_of_the_moment() -> None:
+    snapshot = _snapshot(
+        AT, {("http", "x"): FieldValue(5, AT), ("db", "y"): FieldValue(None, AT, "r")}
+    )
+    for now, domains in ((AT + 1.5, None), (AT + 7.25, None), (AT + 3, ("db",))):
+        encoded = json.loads(snapshot.encode(now, domains))
+        assert encoded == snapshot.document(now, domains)
+    assert json.loads(snapshot.encode(AT + 7.25))["age_seconds"] == 7.25
+
+
+def test_a_stale_snapshot_encodes_each_field_age_at_the_moment() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    before = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    now = _snapshot(AT + 30, {("http", "x"): FieldValue(None, AT + 30, "failed", error=error)})
+    merged = carry_over(before, now, max_staleness=150)
+    first = json.loads(merged.encode(AT + 40))
+    second = json.loads(merged.encode(AT + 50))
+    assert first["stale_fields"]["http.x"]["age_seconds"] == 40
+    assert second["stale_fields"]["http.x"]["age_seconds"] == 50

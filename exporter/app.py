@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from exporter.access import auth_middlewares, cors_middlewares
 from exporter.catalog import Catalog
 from exporter.collector import RefreshMetrics, SummaryCollector
 from exporter.durations import format_duration, parse_duration
 from exporter.errors import Busy, InvalidRequest
-from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot
+from exporter.upstream import session_for, upstream_for
 
 log = logging.getLogger("exporter.app")
 
@@ -33,6 +33,7 @@ SUMMARY_PARAMETERS = frozenset({"window", "time"})
 # How far ahead of this host's clock a requested instant may be (clock skew), in seconds.
 FUTURE_TOLERANCE = 5.0
 MAX_PARAMETER_LENGTH = 64
+_KEPT_ERROR_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
 
 
 @dataclass
@@ -68,11 +69,12 @@ async def json_errors(
     except InvalidRequest as error:
         return json_response({"error": str(error)}, status=400)
     except Busy as error:
-        return json_response({"error": str(error)}, status=429, headers={"Retry-After": "1"})
+        retry = {"Retry-After": str(error.retry_after)}
+        return json_response({"error": str(error)}, status=429, headers=retry)
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        headers = {k: v for k, v in error.headers.items() if k.lower() in ("allow", "retry-after")}
+        headers = {k: v for k, v in error.headers.items() if k.lower() in _KEPT_ERROR_HEADERS}
         return json_response({"error": error.reason}, status=error.status, headers=headers)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
@@ -199,14 +201,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
     settings, catalog = app[SETTINGS], app[CATALOG]
-    async with aiohttp.ClientSession() as session:
-        client = PrometheusClient(
-            session,
-            settings.prometheus_url,
-            display_url=settings.upstream_display,
-            timeout=settings.effective_query_timeout,
-            max_response_bytes=settings.max_response_bytes,
-        )
+    async with session_for(settings) as session:
+        client = upstream_for(settings, session)
         evaluator = Evaluator(catalog, client, max_concurrency=settings.max_concurrent_queries)
         # An app-owned registry, never the global one: two apps in one process stay apart.
         registry = CollectorRegistry(auto_describe=False)
@@ -224,6 +220,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
                 evaluator,
                 cache_size=settings.on_demand_cache_size,
                 max_concurrent=settings.max_concurrent_on_demand,
+                per_minute=settings.on_demand_per_minute,
             ),
             registry=registry,
             metrics_handler=make_aiohttp_handler(registry),
@@ -236,7 +233,10 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, catalog: Catalog) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    # CORS outermost so that an allowed browser origin can read error answers too; auth
+    # inside json_errors so that a 401 is JSON like every other error.
+    middlewares = [*cors_middlewares(settings), json_errors, *auth_middlewares(settings)]
+    app = web.Application(middlewares=middlewares)
     app[SETTINGS] = settings
     app[CATALOG] = catalog
     app.cleanup_ctx.append(_upstream)

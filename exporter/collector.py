@@ -91,8 +91,16 @@ class RefreshMetrics:
             labelnames=["domain", "reason"],
             registry=registry,
         )
+        self._answers = Counter(
+            "summary_exporter_upstream_answers",
+            "Catalog queries answered, by upstream (several when failing over in an HA pair).",
+            labelnames=["upstream"],
+            registry=registry,
+        )
 
     def observe(self, outcome: RefreshOutcome) -> None:
         self._duration.observe(outcome.duration)
         for domain, error in outcome.snapshot.errors():
             self._errors.labels(domain=domain, reason=error.reason).inc()
+        for upstream, answered in outcome.snapshot.answered_by.items():
+            self._answers.labels(upstream=upstream).inc(answered)

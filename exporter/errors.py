@@ -36,7 +36,11 @@ class InvalidRequest(ExporterError):
 
 
 class Busy(ExporterError):
-    """Every on-demand computation slot is taken; the client should retry shortly."""
+    """On-demand computation is at its bound; the client should retry after `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(ExporterError):

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -34,6 +34,21 @@ class Sample:
 class QueryResult:
     samples: tuple[Sample, ...]
     warnings: tuple[str, ...] = ()
+    upstream: str = ""  # which upstream answered (display form, no credentials)
+
+
+class Upstream(Protocol):
+    """Anything that answers instant queries: one client, or several behind failover."""
+
+    display_url: str
+
+    async def query(self, promql: str, at: float) -> QueryResult: ...
+
+
+class Credentials(Protocol):
+    """Supplies the Authorization header value for each request (None: send none)."""
+
+    def authorization(self) -> str | None: ...
 
 
 def _excerpt(body: bytes) -> str:
@@ -93,9 +108,11 @@ def parse_query_response(upstream: str, status: int, body: bytes) -> QueryResult
     )
     result_type, result = data.get("resultType"), data.get("result")
     if result_type == "vector" and isinstance(result, list):
-        return QueryResult(tuple(_parse_sample(upstream, item) for item in result), warnings)
+        samples = tuple(_parse_sample(upstream, item) for item in result)
+        return QueryResult(samples, warnings, upstream)
     if result_type == "scalar":
-        return QueryResult((Sample(labels={}, value=_parse_value(upstream, result)),), warnings)
+        scalar = Sample(labels={}, value=_parse_value(upstream, result))
+        return QueryResult((scalar,), warnings, upstream)
     shown = result_type[:40] if isinstance(result_type, str) else type(result_type).__name__
     raise InvalidResponse(
         upstream, f"result type {shown!r} where an instant vector or scalar was expected"
@@ -114,6 +131,8 @@ class PrometheusClient:
         timeout: float,
         max_response_bytes: int,
         headers: Mapping[str, str] | None = None,
+        credentials: Credentials | None = None,
+        extra_form: Mapping[str, str] | None = None,
     ) -> None:
         self._session = session
         self._endpoint = base_url.rstrip("/") + QUERY_PATH
@@ -121,14 +140,25 @@ class PrometheusClient:
         self._timeout = timeout
         self._max_bytes = max_response_bytes
         self._headers = dict(headers or {})
+        self._credentials = credentials
+        self._extra_form = dict(extra_form or {})
+
+    def _request_headers(self) -> dict[str, str]:
+        authorization = self._credentials.authorization() if self._credentials else None
+        if authorization is None:
+            return self._headers
+        return self._headers | {"Authorization": authorization}
 
     async def query(self, promql: str, at: float) -> QueryResult:
         """Evaluate `promql` at the unix instant `at`."""
-        form = {"query": promql, "time": _format_time(at), "timeout": f"{self._timeout:g}s"}
+        # Whole milliseconds: Prometheus rejects a fractional "4.5s" as a duration.
+        timeout = f"{max(1, round(self._timeout * 1000))}ms"
+        form = {"query": promql, "time": _format_time(at), "timeout": timeout}
+        form |= self._extra_form
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._session.post(
-                    self._endpoint, data=form, headers=self._headers
+                    self._endpoint, data=form, headers=self._request_headers()
                 ) as response:
                     body = await self._read_capped(response)
                     status = response.status

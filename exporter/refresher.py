@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from exporter.catalog import Catalog
 from exporter.errors import Busy, UpstreamTimeout
-from exporter.prometheus import PrometheusClient
+from exporter.prometheus import Upstream
 from exporter.snapshot import FieldKey, FieldValue, Snapshot, Source, carry_over, evaluate
 
 log = logging.getLogger("exporter.refresher")
@@ -33,7 +33,7 @@ class RefreshOutcome:
 class Evaluator:
     """Evaluates the whole catalog at one instant, within a deadline."""
 
-    def __init__(self, catalog: Catalog, client: PrometheusClient, *, max_concurrency: int) -> None:
+    def __init__(self, catalog: Catalog, client: Upstream, *, max_concurrency: int) -> None:
         self.catalog = catalog
         self.client = client
         self._max_concurrency = max_concurrency
@@ -151,12 +151,15 @@ class OnDemand:
         *,
         cache_size: int,
         max_concurrent: int,
+        per_minute: int = 60,
+        monotonic: Clock = time.monotonic,
     ) -> None:
         self._evaluate_at = evaluate_at
         self._cache: OrderedDict[tuple[float, str], Snapshot] = OrderedDict()
         self._cache_size = cache_size
         self._max_concurrent = max_concurrent
         self._in_flight: dict[tuple[float, str], asyncio.Task[Snapshot]] = {}
+        self._budget = TokenBucket(per_minute, monotonic)
 
     async def get(self, at: float, window: str) -> Snapshot:
         key = (at, window)
@@ -168,6 +171,13 @@ class OnDemand:
         if task is None:
             if len(self._in_flight) >= self._max_concurrent:
                 raise Busy(f"{self._max_concurrent} on-demand summaries are being computed; retry")
+            wait = self._budget.take()
+            if wait > 0:
+                raise Busy(
+                    f"the on-demand budget of {self._budget.per_minute} summaries a minute is"
+                    " spent; retry",
+                    retry_after=math.ceil(wait),
+                )
             task = asyncio.create_task(self._compute(key))
             self._in_flight[key] = task
         # shield: one client going away must not cancel the evaluation others wait for.
@@ -183,6 +193,27 @@ class OnDemand:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return snapshot
+
+
+class TokenBucket:
+    """At most `per_minute` takes a minute, and never more than that in one burst."""
+
+    def __init__(self, per_minute: int, monotonic: Clock) -> None:
+        self.per_minute = per_minute
+        self._monotonic = monotonic
+        self._tokens = float(per_minute)
+        self._updated = monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one will be there."""
+        now = self._monotonic()
+        rate = self.per_minute / 60
+        self._tokens = min(self.per_minute, self._tokens + (now - self._updated) * rate)
+        self._updated = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / rate
 
 
 def grid_instant(now: float, interval: float) -> float:

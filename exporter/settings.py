@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from exporter.durations import parse_duration
 from exporter.errors import SettingsError
@@ -35,19 +44,84 @@ class Settings(BaseSettings):
     on_demand_cache_size: int = Field(default=64, ge=1, le=10_000)
     max_concurrent_on_demand: int = Field(default=4, ge=1, le=256)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    on_demand_per_minute: int = Field(default=60, ge=1, le=100_000)
     shutdown_grace: float = Field(default=10.0, ge=0, le=300)
+
+    # How to reach the upstream(s).
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    basic_auth_username: str | None = None
+    basic_auth_password: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # JSON, e.g. {"X-Scope-OrgID": "t1"}
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_insecure_skip_verify: bool = False
+    partial_response: bool | None = None  # Thanos: sent only when set
+
+    # Who may read the summary endpoints (off by default; health probes are always open).
+    auth_token: SecretStr | None = None
+    auth_username: str | None = None
+    auth_password: SecretStr | None = None
+    cors_origins: str = ""  # comma-separated origins allowed to read from a browser
 
     @field_validator("prometheus_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        try:
-            parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        return value.strip().rstrip("/")
+    def _http_urls(cls, value: str) -> str:
+        urls = [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+        if not urls:
+            raise ValueError("must name at least one URL")
+        for url in urls:
+            parts = urlsplit(url)
+            shown = redact_url(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{shown} is not an http:// or https:// URL with a host")
+            try:
+                parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
+            except ValueError:
+                raise ValueError(f"{shown} has an invalid port") from None
+        return ",".join(urls)
+
+    @field_validator("bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _existing_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9-]{1,100}", name) or any(c in header for c in "\r\n"):
+                raise ValueError(f"header {name[:40]!r} is not a plain HTTP header")
+            if name.lower() == "authorization":
+                raise ValueError("set credentials with EXPORTER_BEARER_TOKEN or basic auth")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> Settings:
+        ways = [
+            self.bearer_token is not None,
+            self.bearer_token_file is not None,
+            self.basic_auth_username is not None,
+        ]
+        if sum(ways) > 1:
+            raise ValueError(
+                f"choose one of {ENV_PREFIX}BEARER_TOKEN, {ENV_PREFIX}BEARER_TOKEN_FILE"
+                f" and {ENV_PREFIX}BASIC_AUTH_USERNAME"
+            )
+        if (self.auth_username is None) != (self.auth_password is None):
+            raise ValueError(f"{ENV_PREFIX}AUTH_USERNAME and {ENV_PREFIX}AUTH_PASSWORD go together")
+        return self
+
+    @property
+    def prometheus_urls(self) -> list[str]:
+        return self.prometheus_url.split(",")
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @field_validator("window", "max_window")
     @classmethod
@@ -93,8 +167,8 @@ class Settings(BaseSettings):
 
     @property
     def upstream_display(self) -> str:
-        """The upstream URL without any user:password part, safe for logs and documents."""
-        return redact_url(self.prometheus_url)
+        """The upstream URLs without any user:password part, safe for logs and documents."""
+        return ", ".join(redact_url(url) for url in self.prometheus_urls)
 
 
 def redact_url(url: str) -> str:
@@ -108,6 +182,9 @@ def load_settings() -> Settings:
     """Settings from the environment, or SettingsError naming every invalid variable."""
     try:
         return Settings()
+    except PydanticSettingsError as error:
+        # Raised for a variable that must be JSON (EXPORTER_HEADERS) but is not.
+        raise SettingsError(f"invalid settings: {error}") from None
     except ValidationError as error:
         problems = []
         for item in error.errors(include_url=False, include_input=False):

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from exporter.catalog import Catalog, FieldSpec, Kind
 from exporter.errors import UpstreamError
-from exporter.prometheus import PrometheusClient, QueryResult
+from exporter.prometheus import QueryResult, Upstream
 
 Value = int | float | list[str] | None
 FieldKey = tuple[str, str]
@@ -51,6 +52,8 @@ class Snapshot:
     fields: Mapping[FieldKey, FieldValue]
     upstream: str
     source: Source = "background"
+    # Which upstream answered how many of this attempt's queries (failover shows here).
+    answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Encoded documents by domain selection, split around the age: serving costs one join.
     _encoded: dict[tuple[str, ...] | None, tuple[bytes, bytes]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -108,7 +111,11 @@ class Snapshot:
             "nulls": nulls,
             "stale_fields": stale_fields,
             "warnings": warnings,
-            "upstream": {"url": self.upstream, "up": self.reached_upstream},
+            "upstream": {
+                "url": self.upstream,
+                "up": self.reached_upstream,
+                "answered_by": sorted(self.answered_by),
+            },
         }
 
     def encode(self, now: float, domains: Iterable[str] | None = None) -> bytes:
@@ -198,7 +205,7 @@ def explain_zero_denominators(
 
 async def evaluate(
     catalog: Catalog,
-    client: PrometheusClient,
+    client: Upstream,
     *,
     at: float,
     window: str,
@@ -222,12 +229,14 @@ async def evaluate(
         (domain, name): shape(spec, answers[rendered[(domain, name)]], at)
         for domain, name, spec in catalog.fields()
     }
+    answered_by = Counter(a.upstream for a in answers.values() if isinstance(a, QueryResult))
     return Snapshot(
         instant=at,
         window=window,
         fields=explain_zero_denominators(catalog, fields),
         upstream=client.display_url,
         source=source,
+        answered_by=dict(answered_by),
     )
 
 

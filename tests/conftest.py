@@ -27,7 +27,8 @@ def make_settings(prometheus_url: str, **overrides: Any) -> Settings:
         "prometheus_url": prometheus_url,
         "host": "127.0.0.1",
         "refresh_interval": 3600.0,
-        "query_timeout": 5.0,
+        # Fractional on purpose: the upstream must accept how a fractional timeout is sent.
+        "query_timeout": 4.5,
     }
     values.update(overrides)
     return Settings(**values)

@@ -144,7 +144,7 @@ async def test_query_is_a_form_post_to_the_query_endpoint() -> None:
         assert call.kwargs["data"] == {
             "query": "sum(rate(x[5m]))",
             "time": "1767225600.000",
-            "timeout": "2.5s",
+            "timeout": "2500ms",
         }
 
 
@@ -154,7 +154,7 @@ async def test_base_url_trailing_slash_and_path_prefix_are_kept() -> None:
         async with prometheus_client("http://proxy.test/prometheus/") as client:
             result = await client.query("up", AT)
 
-    assert result == QueryResult(samples=())
+    assert result == QueryResult(samples=(), upstream=BASE)
 
 
 async def test_instant_is_sent_with_millisecond_precision() -> None:
@@ -193,12 +193,13 @@ async def test_vector_result_gives_one_sample_per_series_with_its_labels() -> No
         samples=(
             Sample(labels={"model": "gpt-4o", "provider": "openai"}, value=12.0),
             Sample(labels={"model": "claude"}, value=3.5),
-        )
+        ),
+        upstream=BASE,
     )
 
 
 async def test_empty_vector_gives_no_samples() -> None:
-    assert await ask(body=answer("vector", [])) == QueryResult(samples=())
+    assert await ask(body=answer("vector", [])) == QueryResult(samples=(), upstream=BASE)
 
 
 async def test_series_without_metric_field_has_no_labels() -> None:
@@ -210,7 +211,7 @@ async def test_series_without_metric_field_has_no_labels() -> None:
 async def test_scalar_result_gives_one_sample_without_labels() -> None:
     result = await ask(body=answer("scalar", [AT, "42"]))
 
-    assert result == QueryResult(samples=(Sample(labels={}, value=42.0),))
+    assert result == QueryResult(samples=(Sample(labels={}, value=42.0),), upstream=BASE)
 
 
 @pytest.mark.parametrize(

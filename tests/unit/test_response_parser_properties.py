@@ -202,6 +202,7 @@ def test_well_formed_vector_answer_round_trips_labels_and_values(
     assert result == QueryResult(
         samples=tuple(Sample(labels=labels, value=value) for labels, value in series),
         warnings=tuple(warnings),
+        upstream=UPSTREAM,
     )
 
 

@@ -106,10 +106,10 @@ class Settings(BaseSettings):
             self.bearer_token_file is not None,
             self.basic_auth_username is not None,
         ]
-        if sum(ways) > 1:
+        if sum(ways) > 1 or (any(ways) and "@" in self.prometheus_url):
             raise ValueError(
-                f"choose one of {ENV_PREFIX}BEARER_TOKEN, {ENV_PREFIX}BEARER_TOKEN_FILE"
-                f" and {ENV_PREFIX}BASIC_AUTH_USERNAME"
+                f"choose one of {ENV_PREFIX}BEARER_TOKEN, {ENV_PREFIX}BEARER_TOKEN_FILE,"
+                f" {ENV_PREFIX}BASIC_AUTH_USERNAME and user:password in {ENV_PREFIX}PROMETHEUS_URL"
             )
         if (self.auth_username is None) != (self.auth_password is None):
             raise ValueError(f"{ENV_PREFIX}AUTH_USERNAME and {ENV_PREFIX}AUTH_PASSWORD go together")

@@ -11,6 +11,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
@@ -149,14 +150,22 @@ def upstream_for(settings: Settings, session: aiohttp.ClientSession) -> Failover
     clients = [
         PrometheusClient(
             session,
-            url,
+            redact_url(url),
             display_url=redact_url(url),
             timeout=settings.effective_query_timeout,
             max_response_bytes=settings.max_response_bytes,
             headers=settings.headers,
-            credentials=credentials,
+            # Credentials in a URL become basic auth for that upstream alone.
+            credentials=_url_credentials(url) or credentials,
             extra_form=extra_form,
         )
         for url in settings.prometheus_urls
     ]
     return FailoverClient(clients)
+
+
+def _url_credentials(url: str) -> BasicAuth | None:
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    return BasicAuth(unquote(parts.username), unquote(parts.password or ""))

@@ -20,7 +20,10 @@ class FakePrometheus:
     default: Any = field(default_factory=list)  # an empty vector
     delay: float = 0.0
     error: tuple[int, str, str] | None = None  # (HTTP status, errorType, error)
+    raw: tuple[int, str, bytes] | None = None  # (HTTP status, content type, body) as is
+    failing: str | None = None  # only queries containing this text get `error` / `raw`
     asked: list[tuple[str, str]] = field(default_factory=list)  # (query, time)
+    requests: list[dict[str, str]] = field(default_factory=list)  # headers and form, by request
     server: TestServer | None = None
 
     @property
@@ -35,12 +38,21 @@ class FakePrometheus:
         form = await request.post()
         query, at = str(form["query"]), str(form["time"])
         self.asked.append((query, at))
+        self.requests.append({**request.headers, **{k: str(v) for k, v in form.items()}})
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.failing is not None and self.failing not in query:
+            return self._answer(query)
+        if self.raw is not None:
+            status, content_type, body = self.raw
+            return web.Response(status=status, body=body, content_type=content_type)
         if self.error is not None:
             status, error_type, message = self.error
             body = {"status": "error", "errorType": error_type, "error": message}
             return web.json_response(body, status=status)
+        return self._answer(query)
+
+    def _answer(self, query: str) -> web.Response:
         result = self.answers.get(query, self.default)
         return web.json_response(
             {"status": "success", "data": {"resultType": "vector", "result": result}}
@@ -49,6 +61,8 @@ class FakePrometheus:
     async def start(self) -> FakePrometheus:
         app = web.Application()
         app.router.add_post("/api/v1/query", self._query)
+        # The same API below a path prefix, as Mimir serves it (/prometheus).
+        app.router.add_post("/prometheus/api/v1/query", self._query)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
         return self

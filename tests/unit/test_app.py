@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from exporter.app import SERVICES
 from exporter.catalog import Catalog
-from tests.fake_prometheus import FakePrometheus, scalar_vector
+from tests.exporter_client import answer_every_field, body, service, started
+from tests.fake_prometheus import FakePrometheus
 
 BUSY_AT = "1767227400"  # 2026-01-01T00:30:00Z
-
-
-def service(client: Any) -> Any:
-    return client.server.app[SERVICES]
-
-
-async def started(start_exporter: Any, url: str, **overrides: Any) -> Any:
-    """An exporter whose first background refresh has finished."""
-    client = await start_exporter(url, **overrides)
-    for _ in range(200):
-        if service(client).refresher.current is not None:
-            return client
-        await asyncio.sleep(0.01)
-    raise AssertionError("the first refresh did not finish within 2 s")
-
-
-async def body(response: Any) -> Any:
-    return json.loads(await response.text())
-
-
-def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2") -> None:
-    for _, _, spec in catalog.fields():
-        fake.answers[spec.render("5m")] = scalar_vector(value)
 
 
 async def test_health_and_readiness_answer_while_the_upstream_is_unreachable(

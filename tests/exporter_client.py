@@ -1,0 +1,34 @@
+"""Helpers for tests that talk to a running exporter app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from exporter.app import SERVICES
+from exporter.catalog import Catalog
+from tests.fake_prometheus import FakePrometheus, scalar_vector
+
+
+def service(client: Any) -> Any:
+    return client.server.app[SERVICES]
+
+
+async def started(start_exporter: Any, url: str, **overrides: Any) -> Any:
+    """An exporter whose first background refresh has finished."""
+    client = await start_exporter(url, **overrides)
+    for _ in range(500):
+        if service(client).refresher.current is not None:
+            return client
+        await asyncio.sleep(0.01)
+    raise AssertionError("the first refresh did not finish within 5 s")
+
+
+async def body(response: Any) -> Any:
+    return json.loads(await response.text())
+
+
+def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2") -> None:
+    for _, _, spec in catalog.fields():
+        fake.answers[spec.render("5m")] = scalar_vector(value)

@@ -218,15 +218,17 @@ IN_PROGRESS: list[tuple[Labels, float]] = [
 ]
 
 
-def _steps_done(timestamp: int) -> int:
-    """Counter steps taken by `timestamp`: one per sample in the busy phase, none after it."""
-    return (min(timestamp, BUSY_AT) - START) // STEP
+def samples(start: int = START, until: int | None = None) -> Iterator[Sample]:
+    """The hour of data from `start` (default START), cut after `until` if given.
 
-
-def samples() -> Iterator[Sample]:
-    timestamps = range(START, QUIET_AT + 1, STEP)
-    for t in timestamps:
-        steps = _steps_done(t)
+    Tests that need the busy phase to end *now* (background refreshes evaluate at the current
+    time) pass `start=now - 1800, until=now`.
+    """
+    busy_at = start + (BUSY_AT - START)
+    last = start + (QUIET_AT - START) if until is None else until
+    for t in range(start, last + 1, STEP):
+        steps = (min(t, busy_at) - start) // STEP  # one step per sample while busy
+        busy = t <= busy_at
         for name, labels, step in COUNTERS:
             yield Sample(name, labels, t, 1000 + step * steps)
         for name, labels, count, total, buckets in HISTOGRAMS:
@@ -240,7 +242,6 @@ def samples() -> Iterator[Sample]:
             for name, labels, value in SHARED_GAUGES:
                 yield Sample(name, {**labels, "instance": replica}, t, value)
         for labels, value in IN_PROGRESS:
-            busy = t <= BUSY_AT
             yield Sample(
                 "fastapi_requests_in_progress",
                 {**labels, "instance": REPLICAS[0]},

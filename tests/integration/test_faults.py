@@ -1,0 +1,120 @@
+"""A real Prometheus killed, restarted and frozen under a running exporter.
+
+The data ends at the current time, so the background refresh (always at "now") sees traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.exporter_client import body, service
+from tests.integration import dataset
+from tests.integration.servers import PrometheusServer, require_binary
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 1.0
+
+
+@pytest.fixture
+def live_prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A Prometheus of its own (tests kill it) whose busy half-hour ends now."""
+    require_binary("prometheus")
+    now = math.floor(time.time() / dataset.STEP) * dataset.STEP
+    samples = list(dataset.samples(start=now - 1800, until=now))
+    server = PrometheusServer.start(samples, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def wait_for_document(
+    client: Any, condition: Callable[[dict[str, Any]], bool], within: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get("/summary")
+        document: dict[str, Any] = await body(response)
+        if response.status == 200 and condition(document):
+            return document
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no such document within {within}s; last: {document}")
+        await asyncio.sleep(0.05)
+
+
+def fresh(document: dict[str, Any]) -> bool:
+    return not document["stale"] and bool(document["metrics"]["http"]["total_requests"])
+
+
+async def test_killed_prometheus_keeps_last_values_stale_and_recovers_within_an_interval(
+    start_exporter: Any, live_prometheus: PrometheusServer
+) -> None:
+    client = await start_exporter(live_prometheus.url, refresh_interval=INTERVAL, query_timeout=0.5)
+    await wait_for_document(client, fresh, within=5)
+    live_prometheus.kill()
+    stale = await wait_for_document(client, lambda d: d["stale"], within=3 * INTERVAL)
+    assert stale["metrics"]["http"]["total_requests"] > 0
+    assert stale["metrics"]["http"]["error_rate"] == pytest.approx(10.0)
+    assert stale["upstream"]["up"] is False
+    assert len(stale["stale_fields"]) == 28
+    await asyncio.sleep(1.5 * INTERVAL)
+    older = await body(await client.get("/summary"))
+    assert older["timestamp"] == stale["timestamp"]
+    assert older["age_seconds"] > stale["age_seconds"] + 1
+    metrics = await (await client.get("/metrics")).text()
+    assert "summary_exporter_up 0.0\n" in metrics
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+
+    live_prometheus.restart()
+    restarted = time.monotonic()
+    recovered = await wait_for_document(client, fresh, within=3 * INTERVAL)
+    assert time.monotonic() - restarted <= INTERVAL + 0.5
+    assert recovered["upstream"]["up"] is True
+    assert "summary_exporter_up 1.0\n" in await (await client.get("/metrics")).text()
+
+
+async def test_frozen_prometheus_bounds_every_refresh_and_never_slows_the_service(
+    start_exporter: Any, live_prometheus: PrometheusServer
+) -> None:
+    client = await start_exporter(live_prometheus.url, refresh_interval=INTERVAL, query_timeout=0.5)
+    await wait_for_document(client, fresh, within=5)
+    registry = service(client).registry
+    refreshes_before = registry.get_sample_value("summary_exporter_refresh_duration_seconds_count")
+    live_prometheus.pause()
+    slowest_answer, tasks = 0.0, []
+    try:
+        deadline = time.monotonic() + 4 * INTERVAL
+        while time.monotonic() < deadline:
+            for path in ("/summary", "/healthz", "/metrics"):
+                started = time.monotonic()
+                assert (await client.get(path)).status == 200
+                slowest_answer = max(slowest_answer, time.monotonic() - started)
+            tasks.append(len(asyncio.all_tasks()))
+            await asyncio.sleep(0.05)
+    finally:
+        live_prometheus.resume()
+    refreshes = registry.get_sample_value("summary_exporter_refresh_duration_seconds_count")
+    within_interval = registry.get_sample_value(
+        "summary_exporter_refresh_duration_seconds_bucket", {"le": "1.0"}
+    )
+    assert refreshes - refreshes_before >= 3  # refreshes went on, one after another
+    assert within_interval == refreshes  # and each ended within its interval
+    assert slowest_answer < 0.25
+    # Refreshes do not pile up: as many tasks late in the freeze as early in it.
+    half = len(tasks) // 2
+    assert max(tasks[half:]) <= max(tasks[:half])
+    assert max(tasks) <= 60  # one refresh: a task per distinct query, and the server's own
+    document = await body(await client.get("/summary"))
+    assert document["stale"] is True
+    assert (
+        "refresh did not finish within 1s" in next(iter(document["stale_fields"].values()))["error"]
+    )

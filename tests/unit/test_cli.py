@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +14,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
+
 from exporter import __version__
+from tests.fake_prometheus import FakePrometheus
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,3 +103,41 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
     assert "event=start" in stderr
     assert "event=query_failed" in stderr
     assert "s3cret-pass" not in stderr
+
+
+async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    environment |= {
+        "EXPORTER_HOST": "127.0.0.1",
+        "EXPORTER_PORT": str(port),
+        "EXPORTER_PROMETHEUS_URL": fake_prometheus.url,
+        "EXPORTER_SHUTDOWN_GRACE": "5",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", "serve",
+        env=environment, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{base}/healthz") as health:
+                        if health.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+            fake_prometheus.delay = 1.0  # the on-demand summary below takes a second
+            slow = asyncio.ensure_future(session.get(f"{base}/summary", params={"window": "1h"}))
+            await asyncio.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            response = await slow
+            assert response.status == 200
+            assert (await response.json())["window"] == "1h"
+        assert await asyncio.wait_for(process.wait(), timeout=15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -22,6 +22,7 @@ from exporter.catalog import Catalog
 from exporter.collector import RefreshMetrics, SummaryCollector
 from exporter.durations import format_duration, parse_duration
 from exporter.errors import Busy, InvalidRequest
+from exporter.openapi import openapi_document
 from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot
@@ -49,6 +50,7 @@ class Services:
 SETTINGS = web.AppKey("settings", Settings)
 CATALOG = web.AppKey("catalog", Catalog)
 SERVICES = web.AppKey("services", Services)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
 def json_response(
@@ -193,6 +195,10 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
+
+
 async def readyz(request: web.Request) -> web.Response:
     # Never depends on the upstream: a failing sidecar probe would take the whole pod out.
     fields = len(request.app[CATALOG].fields())
@@ -239,6 +245,7 @@ def create_app(settings: Settings, catalog: Catalog) -> web.Application:
     app = web.Application(middlewares=middlewares)
     app[SETTINGS] = settings
     app[CATALOG] = catalog
+    app[OPENAPI] = openapi_document(catalog)
     app.cleanup_ctx.append(_upstream)
     app.router.add_get("/summary", summary)
     app.router.add_get("/summary/{domain}", summary_domain)
@@ -246,4 +253,5 @@ def create_app(settings: Settings, catalog: Catalog) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi)
     return app

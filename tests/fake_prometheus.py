@@ -48,8 +48,8 @@ class FakePrometheus:
             return web.Response(status=status, body=body, content_type=content_type)
         if self.error is not None:
             status, error_type, message = self.error
-            body = {"status": "error", "errorType": error_type, "error": message}
-            return web.json_response(body, status=status)
+            error = {"status": "error", "errorType": error_type, "error": message}
+            return web.json_response(error, status=status)
         return self._answer(query)
 
     def _answer(self, query: str) -> web.Response:

@@ -1,4 +1,4 @@
-.PHONY: test demo lint
+.PHONY: test demo lint deploy-sync bench bench-quick
 
 # The full test suite; installs Prometheus, VictoriaMetrics and the Python deps if missing.
 test:
@@ -10,3 +10,23 @@ demo:
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+# After changing exporter/catalog.yaml: refresh the copies the deploy artifacts ship (the
+# Kubernetes ConfigMap's catalog and the Prometheus recording rules); tests/deploy checks them.
+deploy-sync:
+	cp exporter/catalog.yaml deploy/kubernetes/catalog.yaml
+	EXPORTER_CATALOG= .venv/bin/summary-exporter rules --window 5m \
+		> deploy/prometheus/rules/summary-exporter.rules.yml
+
+# Benchmarks, not part of `make test`: every figure a ratio measured side by side in one run
+# (docs/benchmarks.md says how). `bench` writes docs/benchmarks.md in about 10 min;
+# `bench-quick` is the regression guard (under 2 min): non-zero exit when a ratio misses its
+# goal. They need prometheus, promtool and wrk (apt-get install prometheus wrk) and a venv
+# with the package and its test extras (`make test` makes .venv).
+BENCH_PYTHON ?= .venv/bin/python
+
+bench:
+	$(BENCH_PYTHON) -m benchmarks --output docs/benchmarks.md
+
+bench-quick:
+	$(BENCH_PYTHON) -m benchmarks --quick

@@ -19,18 +19,24 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from exporter.access import auth_middlewares, cors_middlewares
 from exporter.catalog import Catalog
-from exporter.collector import RefreshMetrics, SummaryCollector
+from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryCollector
 from exporter.durations import format_duration, parse_duration
+from exporter.environment import Environment, about, read_environment
 from exporter.errors import Busy, InvalidRequest
+from exporter.health import Health, Status, assess
 from exporter.openapi import openapi_document
+from exporter.page import Page, render_page
 from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
-from exporter.settings import Settings
-from exporter.snapshot import Snapshot
+from exporter.settings import Settings, redact_url
+from exporter.snapshot import Snapshot, explain
+from exporter.sparklines import Sparklines
 from exporter.upstream import session_for, upstream_for
 
 log = logging.getLogger("exporter.app")
 
-SUMMARY_PARAMETERS = frozenset({"window", "time"})
+SUMMARY_PARAMETERS = frozenset({"window", "time", "explain"})
+HEALTH_PARAMETERS = frozenset({"window", "time", "strict"})
+PAGE_PARAMETERS = frozenset({"window", "time"})
 # How far ahead of this host's clock a requested instant may be (clock skew), in seconds.
 FUTURE_TOLERANCE = 5.0
 MAX_PARAMETER_LENGTH = 64
@@ -51,6 +57,8 @@ SETTINGS = web.AppKey("settings", Settings)
 CATALOG = web.AppKey("catalog", Catalog)
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+ENVIRONMENT = web.AppKey("environment", Environment)
+SPARKLINES = web.AppKey("sparklines", Sparklines)
 
 
 def json_response(
@@ -132,11 +140,15 @@ def parse_time(text: str, now: float) -> float:
     return round(at, 3)
 
 
-async def _snapshot_for(request: web.Request) -> Snapshot:
+async def _snapshot_for(
+    request: web.Request, accepted: frozenset[str] = SUMMARY_PARAMETERS | {"category"}
+) -> Snapshot:
     """The background snapshot, or an on-demand one when the request names a window or time."""
-    unknown = set(request.query) - SUMMARY_PARAMETERS - {"category"}
+    unknown = set(request.query) - accepted
     if unknown:
-        raise InvalidRequest(f"unknown parameters {sorted(unknown)}; accepted: window, time")
+        # `category` is the gateway path's own filter, checked by its handler.
+        shown = ", ".join(sorted(accepted - {"category"}))
+        raise InvalidRequest(f"unknown parameters {sorted(unknown)}; accepted: {shown}")
     settings, services = request.app[SETTINGS], request.app[SERVICES]
     window_text, time_text = _single(request, "window"), _single(request, "time")
     refresher = services.refresher
@@ -157,9 +169,78 @@ async def _snapshot_for(request: web.Request) -> Snapshot:
 
 
 async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
+    explained = _flag(request, "explain")
     snapshot = await _snapshot_for(request)
-    body = snapshot.encode(time.time(), domains)
+    facts = about(request.app[ENVIRONMENT])
+    if explained:
+        # Per field, the PromQL and instant to paste into Prometheus; built per request.
+        document = snapshot.document(time.time(), domains, facts)
+        document["explain"] = explain(request.app[CATALOG], snapshot, domains)
+        return json_response(document)
+    body = snapshot.encode(time.time(), domains, facts)
     return web.Response(body=body, content_type="application/json")
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = _single(request, name)
+    if value is None or value in ("0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise InvalidRequest(f"{name}: {value!r} is not one of 1, true, 0, false")
+
+
+async def _snapshot_or_none(request: web.Request, accepted: frozenset[str]) -> Snapshot | None:
+    """As for the summary, but None before the first refresh: health and the page answer."""
+    try:
+        return await _snapshot_for(request, accepted)
+    except web.HTTPServiceUnavailable:
+        return None
+
+
+def _health(request: web.Request, snapshot: Snapshot | None, now: float) -> Health:
+    # A snapshot asked for at a past instant is judged as of that instant, not as aged since.
+    as_of = snapshot.instant if snapshot and snapshot.source == "on_demand" else now
+    return assess(
+        request.app[CATALOG],
+        snapshot,
+        request.app[ENVIRONMENT],
+        as_of=as_of,
+        max_staleness=request.app[SETTINGS].effective_max_staleness,
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """Checks for people: always 200 with the status, or 503 when critical with `strict`."""
+    strict = _flag(request, "strict")
+    snapshot = await _snapshot_or_none(request, HEALTH_PARAMETERS)
+    result = _health(request, snapshot, time.time())
+    status = 503 if strict and result.status is Status.CRITICAL else 200
+    return json_response(result.document() | about(request.app[ENVIRONMENT]), status=status)
+
+
+async def status_page(request: web.Request) -> web.Response:
+    snapshot = await _snapshot_or_none(request, PAGE_PARAMETERS)
+    now = time.time()
+    settings = request.app[SETTINGS]
+    sparklines = (
+        ()
+        if snapshot is None
+        else await request.app[SPARKLINES].get(snapshot.instant, snapshot.window)
+    )
+    page = Page(
+        catalog=request.app[CATALOG],
+        snapshot=snapshot,
+        health=_health(request, snapshot, now),
+        sparklines=sparklines,
+        environment=request.app[ENVIRONMENT],
+        now=now,
+        refresh_seconds=None if "time" in request.query else settings.refresh_interval,
+        prometheus_url=redact_url(settings.prometheus_urls[0]),
+    )
+    return web.Response(
+        text=render_page(page), content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
 
 
 async def summary(request: web.Request) -> web.Response:
@@ -220,6 +301,8 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             on_refresh=RefreshMetrics(registry).observe,
         )
         registry.register(SummaryCollector(catalog, refresher))
+        registry.register(EnvironmentCollector(app[ENVIRONMENT]))
+        app[SPARKLINES] = Sparklines(catalog, client, retry_after=settings.refresh_interval)
         app[SERVICES] = Services(
             refresher=refresher,
             on_demand=OnDemand(
@@ -238,7 +321,9 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             await loop_task
 
 
-def create_app(settings: Settings, catalog: Catalog) -> web.Application:
+def create_app(
+    settings: Settings, catalog: Catalog, environment: Environment | None = None
+) -> web.Application:
     # CORS outermost so that an allowed browser origin can read error answers too; auth
     # inside json_errors so that a 401 is JSON like every other error.
     middlewares = [*cors_middlewares(settings), json_errors, *auth_middlewares(settings)]
@@ -246,6 +331,7 @@ def create_app(settings: Settings, catalog: Catalog) -> web.Application:
     app[SETTINGS] = settings
     app[CATALOG] = catalog
     app[OPENAPI] = openapi_document(catalog)
+    app[ENVIRONMENT] = environment or read_environment()
     app.cleanup_ctx.append(_upstream)
     app.router.add_get("/summary", summary)
     app.router.add_get("/summary/{domain}", summary_domain)
@@ -254,4 +340,6 @@ def create_app(settings: Settings, catalog: Catalog) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/health", health)
+    app.router.add_get("/", status_page)
     return app

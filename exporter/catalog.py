@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -25,7 +26,13 @@ BUILTIN = "catalog.yaml"
 WINDOW_PLACEHOLDER = "window"
 SELF_METRICS_PREFIX = "summary_exporter_"
 
+ENVIRONMENT_INFO = "summary_environment_info"
+
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+# A field named by its domain: `http.error_rate`.
+FieldRef = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=129)
+]
 
 
 class Kind(StrEnum):
@@ -71,14 +78,7 @@ class FieldSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSpec:
-        template = Template(self.query)
-        if not template.is_valid():
-            raise ValueError("query has a malformed '$' placeholder (use $window, or $$ for '$')")
-        unknown = set(template.get_identifiers()) - {WINDOW_PLACEHOLDER}
-        if unknown:
-            raise ValueError(f"query uses unknown placeholders {sorted(unknown)}; only $window")
-        if not _balanced(self.query):
-            raise ValueError("query has unbalanced brackets or quotes")
+        _check_template(self.query)
         if self.kind is Kind.LABELS and (self.label is None or self.gauge is None):
             raise ValueError("a labels field needs `label` (what to list) and `gauge` (its values)")
         if self.kind is not Kind.LABELS and self.label is not None:
@@ -116,20 +116,111 @@ class DomainSpec(_Strict):
         return self
 
 
+class Threshold(_Strict):
+    """A limit a check's value is past: above `above`, or at least `at_least`."""
+
+    above: FiniteFloat | None = None
+    at_least: FiniteFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Threshold:
+        if (self.above is None) == (self.at_least is None):
+            raise ValueError("give exactly one of `above` or `at_least`")
+        return self
+
+    @property
+    def limit(self) -> float:
+        limit = self.above if self.above is not None else self.at_least
+        assert limit is not None  # the validator requires one of them
+        return limit
+
+    def crossed_by(self, value: float) -> bool:
+        return value > self.limit if self.above is not None else value >= self.limit
+
+    def document(self) -> dict[str, float]:
+        return {"above": self.limit} if self.above is not None else {"at_least": self.limit}
+
+
+_QUERY_CHECK_KEYS = frozenset({"unit", "no_series_means_zero", "when_empty"})
+
+
+class CheckSpec(_Strict):
+    """A health check: a summary field, or its own PromQL, against degraded/critical limits."""
+
+    help: str = Field(min_length=1)
+    field: FieldRef | None = None
+    percent_of: FieldRef | None = None
+    query: str | None = Field(default=None, min_length=1)
+    unit: Unit | None = None
+    no_series_means_zero: bool = False
+    when_empty: str = "the query returned no series"
+    production_only: bool = False
+    degraded: Threshold | None = None
+    critical: Threshold | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CheckSpec:
+        if (self.field is None) == (self.query is None):
+            raise ValueError("give exactly one of `field` (domain.field) or `query` (PromQL)")
+        if self.query is not None:
+            _check_template(self.query)
+        elif answer_keys := sorted(self.model_fields_set & _QUERY_CHECK_KEYS):
+            raise ValueError(f"{answer_keys} apply to query checks; a field check reads its field")
+        if self.percent_of is not None and self.field is None:
+            raise ValueError("`percent_of` applies to field checks")
+        if self.degraded is None and self.critical is None:
+            raise ValueError("give `degraded`, `critical` or both")
+        if self.degraded and self.critical and self.degraded.limit > self.critical.limit:
+            raise ValueError("the degraded limit is above the critical one")
+        return self
+
+    def answer_spec(self) -> FieldSpec:
+        """How a query check's answer is shaped: like a number field, never invented."""
+        assert self.query is not None  # only query checks have an answer of their own
+        return FieldSpec(
+            query=self.query,
+            kind=Kind.NUMBER,
+            unit=self.unit or Unit.COUNT,
+            help=self.help,
+            no_series_means_zero=self.no_series_means_zero,
+            when_empty=self.when_empty,
+        )
+
+
 class Catalog(_Strict):
     domains: dict[Name, DomainSpec] = Field(min_length=1)
+    checks: dict[Name, CheckSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _checks_read_numeric_fields(self) -> Catalog:
+        for name, check in self.checks.items():
+            for reference in (check.field, check.percent_of):
+                if reference is None:
+                    continue
+                spec = self.field(reference)
+                if spec is None:
+                    raise ValueError(f"checks.{name}: {reference} is not a field of the catalog")
+                if spec.kind is Kind.LABELS:
+                    raise ValueError(f"checks.{name}: {reference} is a list, not a number")
+        return self
 
     @model_validator(mode="after")
     def _distinct_gauges(self) -> Catalog:
         seen: dict[str, str] = {}
         for domain, name, spec in self.fields():
             gauge = spec.gauge_name(domain, name)
-            if gauge.startswith(SELF_METRICS_PREFIX):
+            if gauge.startswith(SELF_METRICS_PREFIX) or gauge == ENVIRONMENT_INFO:
                 raise ValueError(f"{domain}.{name}: gauge {gauge} would clash with self-metrics")
             if gauge in seen:
                 raise ValueError(f"{domain}.{name}: gauge {gauge} is also {seen[gauge]}'s gauge")
             seen[gauge] = f"{domain}.{name}"
         return self
+
+    def field(self, reference: str) -> FieldSpec | None:
+        """The field named `domain.field`, or None."""
+        domain, _, name = reference.partition(".")
+        domain_spec = self.domains.get(domain)
+        return None if domain_spec is None else domain_spec.fields.get(name)
 
     def fields(self) -> list[tuple[str, str, FieldSpec]]:
         """(domain, field, spec) for every field, in catalog order."""
@@ -138,6 +229,17 @@ class Catalog(_Strict):
             for domain, domain_spec in self.domains.items()
             for name, spec in domain_spec.fields.items()
         ]
+
+
+def _check_template(query: str) -> None:
+    template = Template(query)
+    if not template.is_valid():
+        raise ValueError("query has a malformed '$' placeholder (use $window, or $$ for '$')")
+    unknown = set(template.get_identifiers()) - {WINDOW_PLACEHOLDER}
+    if unknown:
+        raise ValueError(f"query uses unknown placeholders {sorted(unknown)}; only $window")
+    if not _balanced(query):
+        raise ValueError("query has unbalanced brackets or quotes")
 
 
 def _balanced(query: str) -> bool:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
-from exporter import __version__
+from exporter import __version__, check
 from exporter.app import create_app
 from exporter.catalog import load_catalog
+from exporter.environment import production_guard, read_environment, validate_env
 from exporter.errors import CatalogError, SettingsError
+from exporter.rules import render_rules
 from exporter.settings import Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -53,6 +57,11 @@ def configure_logging(settings: Settings) -> None:
 
 
 def serve() -> int:
+    environment = read_environment()
+    refusal = production_guard(environment)
+    if refusal is not None:
+        print(f"summary-exporter: {refusal}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         settings = load_settings()
         catalog = load_catalog(settings.catalog)
@@ -71,13 +80,32 @@ def serve() -> int:
         settings.refresh_interval,
     )
     web.run_app(
-        create_app(settings, catalog),
+        create_app(settings, catalog, environment),
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_grace,
         access_log=None,
         print=None,
     )
+    return 0
+
+
+def rules(window: str | None, catalog_path: Path | None) -> int:
+    """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW/EXPORTER_CATALOG."""
+    window = window or os.environ.get("EXPORTER_WINDOW") or "5m"
+    if catalog_path is None and os.environ.get("EXPORTER_CATALOG"):
+        catalog_path = Path(os.environ["EXPORTER_CATALOG"])
+    try:
+        catalog = load_catalog(catalog_path)
+        source = str(catalog_path) if catalog_path else "the built-in catalog"
+        text = render_rules(catalog, window, source)
+    except CatalogError as error:
+        print(f"summary-exporter: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ValueError as error:
+        print(f"summary-exporter: invalid window: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(text)
     return 0
 
 
@@ -89,6 +117,27 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="run the service (settings from EXPORTER_* variables)")
+    rules_command = commands.add_parser(
+        "rules", help="print Prometheus recording rules computing the same fields (YAML)"
+    )
+    rules_command.add_argument(
+        "--window", help="summary window, a Prometheus duration (default: $EXPORTER_WINDOW or 5m)"
+    )
+    rules_command.add_argument(
+        "--catalog", type=Path, help="catalog file (default: $EXPORTER_CATALOG or the built-in)"
+    )
+    validate_command = commands.add_parser(
+        "validate-env",
+        help="pre-deployment check: exit 0 only for APP_ENV=production with test mode off",
+    )
+    validate_command.add_argument("--json", action="store_true", help="print JSON")
+    check.add_arguments(
+        commands.add_parser(
+            "check",
+            help="print the gateway's state and checks; exit 0 ok, 1 degraded, 2 critical,"
+            " 3 no answer",
+        )
+    )
     return root
 
 
@@ -96,4 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     if arguments.command == "serve":
         return serve()
+    if arguments.command == "rules":
+        return rules(arguments.window, arguments.catalog)
+    if arguments.command == "validate-env":
+        return validate_env(as_json=arguments.json)
+    if arguments.command == "check":
+        return check.run(arguments)
     return EXIT_CONFIG  # unreachable: argparse rejects unknown commands

@@ -13,7 +13,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.catalog import Catalog, Kind
+from exporter.catalog import ENVIRONMENT_INFO, Catalog, Kind
+from exporter.environment import Environment
 from exporter.refresher import Clock, Refresher, RefreshOutcome
 
 
@@ -104,3 +105,20 @@ class RefreshMetrics:
             self._errors.labels(domain=domain, reason=error.reason).inc()
         for upstream, answered in outcome.snapshot.answered_by.items():
             self._answers.labels(upstream=upstream).inc(answered)
+
+
+class EnvironmentCollector(Collector):
+    """`summary_environment_info{app_env,testing}`: the gateway's environment, always 1."""
+
+    def __init__(self, environment: Environment) -> None:
+        self._environment = environment
+
+    def collect(self) -> Iterable[Metric]:
+        info = GaugeMetricFamily(
+            ENVIRONMENT_INFO,
+            "The gateway's APP_ENV (empty when unset) and whether its test mode is on.",
+            labels=["app_env", "testing"],
+        )
+        testing = "true" if self._environment.testing else "false"
+        info.add_metric([self._environment.app_env or "", testing], 1.0)
+        yield info

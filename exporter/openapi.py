@@ -89,6 +89,7 @@ def _summary_operation(summary: str, extra_parameters: list[dict[str, Any]]) -> 
             "parameters": [
                 {"$ref": "#/components/parameters/window"},
                 {"$ref": "#/components/parameters/time"},
+                _flag("explain", "1 adds `explain`: per field, its PromQL, instant and unit."),
                 *extra_parameters,
             ],
             "responses": {
@@ -152,6 +153,14 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
                     },
                 }
             },
+            "/health": _on_call_operation(
+                "Health for people: the overall status and every check",
+                {_JSON: {"schema": {"$ref": "#/components/schemas/Health"}}},
+                [_flag("strict", "1 answers 503 when the status is critical.")],
+            ),
+            "/": _on_call_operation(
+                "The status page", {"text/html": {"schema": {"type": "string"}}}, []
+            ),
             "/healthz": _probe("The process is alive", status),
             "/readyz": _probe("Listening with the catalog loaded", status),
             "/openapi.json": {
@@ -182,6 +191,7 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
             },
             "schemas": {
                 "Summary": _summary_schema(catalog),
+                "Health": _HEALTH,
                 "Error": {
                     "type": "object",
                     "required": ["error"],
@@ -199,3 +209,65 @@ def _probe(summary: str, schema: dict[str, Any]) -> dict[str, Any]:
             "responses": {"200": {"description": summary, "content": {_JSON: {"schema": schema}}}},
         }
     }
+
+
+def _flag(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", "enum": ["0", "1", "false", "true"]},
+    }
+
+
+def _on_call_operation(
+    summary: str, content: dict[str, Any], extra_parameters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": [
+                {"$ref": "#/components/parameters/window"},
+                {"$ref": "#/components/parameters/time"},
+                *extra_parameters,
+            ],
+            "responses": {
+                "200": {"description": summary, "content": content},
+                "400": _error("A parameter is invalid"),
+                "401": _error("Credentials are required (when the exporter is configured so)"),
+                "429": _error("Too many on-demand evaluations; retry after Retry-After seconds"),
+                "503": {
+                    "description": "Critical, with strict=1",
+                    "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Health"}}},
+                },
+            },
+        }
+    }
+
+
+_CHECK = {
+    "type": "object",
+    "required": ["status", "value", "display", "threshold", "limits", "promql", "reason"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "critical", "unknown"]},
+        "value": {"type": "number", "nullable": True},
+        "display": {"type": "string"},
+        "threshold": {"type": "string"},
+        "limits": {"type": "object"},
+        "promql": {"type": "array", "items": {"type": "string"}},
+        "reason": {"type": "string", "nullable": True},
+        "help": {"type": "string"},
+    },
+}
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "timestamp", "window", "source", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "critical"]},
+        "timestamp": {"type": "string", "format": "date-time", "nullable": True},
+        "window": {"type": "string", "nullable": True},
+        "source": {"type": "string", "nullable": True},
+        "checks": {"type": "object", "additionalProperties": _CHECK},
+    },
+}

@@ -18,6 +18,7 @@ import aiohttp
 from exporter.errors import InvalidResponse, QueryRejected, UpstreamTimeout, UpstreamUnreachable
 
 QUERY_PATH = "/api/v1/query"
+RANGE_QUERY_PATH = "/api/v1/query_range"
 _EXCERPT = 200
 _CHUNK = 64 * 1024
 
@@ -135,7 +136,7 @@ class PrometheusClient:
         extra_form: Mapping[str, str] | None = None,
     ) -> None:
         self._session = session
-        self._endpoint = base_url.rstrip("/") + QUERY_PATH
+        self._base = base_url.rstrip("/")
         self.display_url = display_url
         self._timeout = timeout
         self._max_bytes = max_response_bytes
@@ -151,17 +152,32 @@ class PrometheusClient:
 
     async def query(self, promql: str, at: float) -> QueryResult:
         """Evaluate `promql` at the unix instant `at`."""
+        status, body = await self._post(QUERY_PATH, {"query": promql, "time": _format_time(at)})
+        return parse_query_response(self.display_url, status, body)
+
+    async def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> tuple[RangeSeries, ...]:
+        """Evaluate `promql` every `step` seconds from `start` to `end` (unix instants)."""
+        form = {
+            "query": promql,
+            "start": _format_time(start),
+            "end": _format_time(end),
+            "step": f"{step:g}",
+        }
+        status, body = await self._post(RANGE_QUERY_PATH, form)
+        return parse_range_response(self.display_url, status, body)
+
+    async def _post(self, path: str, form: dict[str, str]) -> tuple[int, bytes]:
+        """POST a form-encoded API request; every transport failure becomes an UpstreamError."""
         # Whole milliseconds: Prometheus rejects a fractional "4.5s" as a duration.
-        timeout = f"{max(1, round(self._timeout * 1000))}ms"
-        form = {"query": promql, "time": _format_time(at), "timeout": timeout}
-        form |= self._extra_form
+        form = form | {"timeout": f"{max(1, round(self._timeout * 1000))}ms"} | self._extra_form
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._session.post(
-                    self._endpoint, data=form, headers=self._request_headers()
+                    self._base + path, data=form, headers=self._request_headers()
                 ) as response:
-                    body = await self._read_capped(response)
-                    status = response.status
+                    return response.status, await self._read_capped(response)
         except TimeoutError:
             raise UpstreamTimeout(
                 self.display_url, f"no answer within {self._timeout:g}s"
@@ -172,7 +188,6 @@ class PrometheusClient:
             raise InvalidResponse(self.display_url, "not a valid HTTP answer") from None
         except (aiohttp.ClientError, OSError) as error:
             raise UpstreamUnreachable(self.display_url, _connection_detail(error)) from None
-        return parse_query_response(self.display_url, status, body)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, chunk by chunk, refusing to hold more than the configured cap."""
@@ -199,3 +214,49 @@ def _connection_detail(error: BaseException) -> str:
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     return f"connection failed: {type(error).__name__}"
+
+
+@dataclass(frozen=True)
+class RangeSeries:
+    """One series of a range query: (unix time, value) points, NaN and ±Inf as sent."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+def parse_range_response(upstream: str, status: int, body: bytes) -> tuple[RangeSeries, ...]:
+    """The series of one `/api/v1/query_range` answer, or the UpstreamError it amounts to."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+    data = document.get("data") if isinstance(document, dict) else None
+    if (
+        status == 200
+        and isinstance(document, dict)
+        and document.get("status") == "success"
+        and isinstance(data, dict)
+        and data.get("resultType") == "matrix"
+        and isinstance(data.get("result"), list)
+    ):
+        return tuple(_parse_series(upstream, item) for item in data["result"])
+    # Anything else fails as an instant answer would (errors, not JSON, ...), or is an
+    # instant answer, which is not what a range query asks for.
+    parse_query_response(upstream, status, body)
+    raise InvalidResponse(upstream, "an instant result where a range (matrix) was expected")
+
+
+def _parse_series(upstream: str, item: Any) -> RangeSeries:
+    values = item.get("values") if isinstance(item, dict) else None
+    if not isinstance(values, list):
+        raise InvalidResponse(upstream, "matrix element has no list of values")
+    labels: Mapping[str, str] = {}
+    points = []
+    for pair in values:
+        # Each point is checked as a sample of its series: labels, then [time, "value"].
+        sample = _parse_sample(upstream, {"metric": item.get("metric", {}), "value": pair})
+        if isinstance(pair[0], bool) or not isinstance(pair[0], int | float):
+            raise InvalidResponse(upstream, "sample timestamp is not a number")
+        labels = sample.labels
+        points.append((float(pair[0]), sample.value))
+    return RangeSeries(labels, tuple(points))

@@ -54,6 +54,8 @@ class Snapshot:
     source: Source = "background"
     # Which upstream answered how many of this attempt's queries (failover shows here).
     answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Answers of the catalog's query checks, by check name; never fields, never gauges.
+    checks: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
     # Encoded documents by domain selection, split around the age: serving costs one join.
     _encoded: dict[tuple[str, ...] | None, tuple[bytes, bytes]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -78,8 +80,16 @@ class Snapshot:
         """(domain, error) for every field whose query failed in this attempt."""
         return [(domain, f.error) for (domain, _), f in self.fields.items() if f.error is not None]
 
-    def document(self, now: float, domains: Iterable[str] | None = None) -> dict[str, Any]:
-        """The summary as JSON-ready data; `domains` narrows `metrics` to those domains."""
+    def document(
+        self,
+        now: float,
+        domains: Iterable[str] | None = None,
+        about: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The summary as JSON-ready data; `domains` narrows `metrics` to those domains.
+
+        `about` is what the serving process says of itself (version, environment), appended.
+        """
         wanted = None if domains is None else set(domains)
         metrics: dict[str, dict[str, Value]] = {}
         nulls: dict[str, str] = {}
@@ -116,17 +126,26 @@ class Snapshot:
                 "up": self.reached_upstream,
                 "answered_by": sorted(self.answered_by),
             },
+            **(about or {}),
         }
 
-    def encode(self, now: float, domains: Iterable[str] | None = None) -> bytes:
-        """The document as strict JSON bytes; only the age is computed per call when fresh."""
+    def encode(
+        self,
+        now: float,
+        domains: Iterable[str] | None = None,
+        about: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """The document as strict JSON bytes; only the age is computed per call when fresh.
+
+        `about` is encoded once with the rest: it must not change over a snapshot's life.
+        """
         selection = None if domains is None else tuple(domains)
         if any(f.stale for f in self.fields.values()):
             # Stale fields carry their own ages, so this (rare) document is built every time.
-            return _dumps(self.document(now, selection))
+            return _dumps(self.document(now, selection, about))
         parts = self._encoded.get(selection)
         if parts is None:
-            document = self.document(now, selection) | {"age_seconds": _AGE_MARK}
+            document = self.document(now, selection, about) | {"age_seconds": _AGE_MARK}
             head, _, tail = _dumps(document).partition(_dumps(_AGE_MARK))
             parts = self._encoded[selection] = (head, tail)
         head, tail = parts
@@ -150,6 +169,22 @@ def format_instant(at: float) -> str:
 
 def _age(now: float, at: float) -> float:
     return round(max(0.0, now - at), 3)
+
+
+def explain(
+    catalog: Catalog, snapshot: Snapshot, domains: Iterable[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Per field: the PromQL as asked and the instant of its value, to paste into Prometheus."""
+    wanted = None if domains is None else set(domains)
+    return {
+        f"{domain}.{name}": {
+            "promql": spec.render(snapshot.window),
+            "time": format_instant(snapshot.fields[(domain, name)].evaluated_at),
+            "unit": spec.unit.value,
+        }
+        for domain, name, spec in catalog.fields()
+        if (wanted is None or domain in wanted) and (domain, name) in snapshot.fields
+    }
 
 
 def shape(spec: FieldSpec, outcome: QueryResult | UpstreamError, at: float) -> FieldValue:
@@ -212,8 +247,12 @@ async def evaluate(
     max_concurrency: int,
     source: Source = "background",
 ) -> Snapshot:
-    """Ask every catalog query at the one instant `at`; identical PromQL is asked once."""
+    """Ask every catalog query, checks included, at the one instant `at`; each PromQL once."""
     rendered = {(domain, name): spec.render(window) for domain, name, spec in catalog.fields()}
+    check_specs = {
+        name: check.answer_spec() for name, check in catalog.checks.items() if check.query
+    }
+    check_queries = {name: spec.render(window) for name, spec in check_specs.items()}
     gate = asyncio.Semaphore(max_concurrency)
 
     async def ask(promql: str) -> QueryResult | UpstreamError:
@@ -223,7 +262,7 @@ async def evaluate(
             except UpstreamError as error:
                 return error
 
-    distinct = list(dict.fromkeys(rendered.values()))
+    distinct = list(dict.fromkeys([*rendered.values(), *check_queries.values()]))
     answers = dict(zip(distinct, await asyncio.gather(*(ask(q) for q in distinct)), strict=True))
     fields = {
         (domain, name): shape(spec, answers[rendered[(domain, name)]], at)
@@ -237,6 +276,10 @@ async def evaluate(
         upstream=client.display_url,
         source=source,
         answered_by=dict(answered_by),
+        checks={
+            name: shape(spec, answers[check_queries[name]], at)
+            for name, spec in check_specs.items()
+        },
     )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -22,13 +23,15 @@ from exporter.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from exporter.prometheus import Credentials, PrometheusClient, QueryResult
+from exporter.prometheus import Credentials, PrometheusClient, QueryResult, RangeSeries
 from exporter.settings import Settings, redact_url
 
 log = logging.getLogger("exporter.upstream")
 
 # Rejections that say "this server cannot answer now", not "this query is wrong".
 _TRANSIENT_ERROR_TYPES = frozenset({"unavailable", "timeout"})
+
+T = TypeVar("T")
 
 
 class BearerToken:
@@ -90,11 +93,19 @@ class FailoverClient:
         self.display_url = ", ".join(client.display_url for client in clients)
 
     async def query(self, promql: str, at: float) -> QueryResult:
+        return await self._first_answer(lambda client: client.query(promql, at))
+
+    async def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> tuple[RangeSeries, ...]:
+        return await self._first_answer(lambda client: client.query_range(promql, start, end, step))
+
+    async def _first_answer(self, ask: Callable[[PrometheusClient], Awaitable[T]]) -> T:
         failure: UpstreamError | None = None
         for offset in range(len(self._clients)):
             index = (self._preferred + offset) % len(self._clients)
             try:
-                result = await self._clients[index].query(promql, at)
+                result = await ask(self._clients[index])
             except UpstreamError as error:
                 if not fails_over(error):
                     raise

@@ -7,12 +7,20 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
-    || ! command -v victoria-metrics >/dev/null; then
-  echo "== installing prometheus and victoria-metrics (Debian packages)"
+# Servers for the integration tests; docker-compose (v1, Debian) validates docker-compose.yml
+# offline in tests/deploy (no Docker engine needed). kubectl, which renders the kustomize base
+# there, comes with the machine image.
+packages=()
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || packages+=(prometheus)
+command -v victoria-metrics >/dev/null || packages+=(victoria-metrics)
+command -v docker-compose >/dev/null || packages+=(docker-compose)
+# Headless Chromium renders the status page in tests/integration/test_status_page_browser.py.
+command -v chromium >/dev/null || packages+=(chromium)
+if ((${#packages[@]})); then
+  echo "== installing ${packages[*]} (Debian packages)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    prometheus victoria-metrics >/dev/null
+    "${packages[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

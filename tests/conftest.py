@@ -43,7 +43,9 @@ async def start_exporter(
 
     async def start(prometheus_url: str, **overrides: Any) -> TestClient[Any, Any]:
         settings = make_settings(prometheus_url, **overrides)
-        app = create_app(settings, overrides.get("catalog_override") or catalog)
+        app = create_app(
+            settings, overrides.get("catalog_override") or catalog, overrides.get("environment")
+        )
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

@@ -32,3 +32,10 @@ async def body(response: Any) -> Any:
 def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2") -> None:
     for _, _, spec in catalog.fields():
         fake.answers[spec.render("5m")] = scalar_vector(value)
+
+
+def distinct_queries(catalog: Catalog, window: str) -> set[str]:
+    """The PromQL one evaluation asks: every field's, and every query check's."""
+    fields = {spec.render(window) for _, _, spec in catalog.fields()}
+    checks = {c.answer_spec().render(window) for c in catalog.checks.values() if c.query}
+    return fields | checks

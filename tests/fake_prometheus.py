@@ -17,6 +17,8 @@ from aiohttp.test_utils import TestServer
 @dataclass
 class FakePrometheus:
     answers: dict[str, Any] = field(default_factory=dict)  # PromQL → vector result
+    ranges: dict[str, Any] = field(default_factory=dict)  # PromQL → matrix result
+    asked_ranges: list[tuple[str, str, str, str]] = field(default_factory=list)  # query, range
     default: Any = field(default_factory=list)  # an empty vector
     delay: float = 0.0
     error: tuple[int, str, str] | None = None  # (HTTP status, errorType, error)
@@ -52,6 +54,19 @@ class FakePrometheus:
             return web.json_response(error, status=status)
         return self._answer(query)
 
+    async def _query_range(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        query = str(form["query"])
+        self.asked_ranges.append((query, str(form["start"]), str(form["end"]), str(form["step"])))
+        if self.error is not None:
+            status, error_type, message = self.error
+            error = {"status": "error", "errorType": error_type, "error": message}
+            return web.json_response(error, status=status)
+        result = self.ranges.get(query, [])
+        return web.json_response(
+            {"status": "success", "data": {"resultType": "matrix", "result": result}}
+        )
+
     def _answer(self, query: str) -> web.Response:
         result = self.answers.get(query, self.default)
         return web.json_response(
@@ -61,6 +76,7 @@ class FakePrometheus:
     async def start(self) -> FakePrometheus:
         app = web.Application()
         app.router.add_post("/api/v1/query", self._query)
+        app.router.add_post("/api/v1/query_range", self._query_range)
         # The same API below a path prefix, as Mimir serves it (/prometheus).
         app.router.add_post("/prometheus/api/v1/query", self._query)
         self.server = TestServer(app, host="127.0.0.1")

@@ -39,3 +39,29 @@ def engine_url(request: pytest.FixtureRequest) -> str:
     fixture = "prometheus" if request.param == "prometheus" else "victoria_metrics"
     server: PrometheusServer | VictoriaMetricsServer = request.getfixturevalue(fixture)
     return server.url
+
+
+# The gateway's two modes, as its QA plan names its "test and production code paths".
+GATEWAY_MODES: dict[str, dict[str, str]] = {
+    "testing": {"APP_ENV": "testing", "TESTING": "true"},
+    "production": {"APP_ENV": "production"},
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test of an in-process exporter runs in both modes: the exporter has no test-mode
+    # data path, so each must pass unchanged in either.
+    if "start_exporter" in metafunc.fixturenames:
+        metafunc.parametrize("gateway_mode", list(GATEWAY_MODES), indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def gateway_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The mode set in APP_ENV/TESTING for this test, or None where the test sets none."""
+    mode: str | None = getattr(request, "param", None)
+    if mode is not None:
+        for variable in ("APP_ENV", "TESTING"):
+            monkeypatch.delenv(variable, raising=False)
+        for variable, value in GATEWAY_MODES[mode].items():
+            monkeypatch.setenv(variable, value)
+    return mode

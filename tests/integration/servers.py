@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -71,12 +72,12 @@ class Sample:
     value: float
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, install_hint: str = INSTALL_HINT) -> str:
     """Absolute path of an installed server binary; skips the test (fails it on CI) otherwise."""
     found = shutil.which(name)
     if found is not None:
         return os.path.abspath(found)
-    message = f"{name} is not installed; install it with: {INSTALL_HINT}"
+    message = f"{name} is not installed; install it with: {install_hint}"
     # On CI a missing server is a broken image, which a skip would hide.
     if os.environ.get("CI", "").lower() in {"true", "1"}:
         pytest.fail(message, pytrace=False)
@@ -94,9 +95,17 @@ def free_port() -> int:
 class _ServerProcess:
     """A server child process: its start, readiness wait, signals and log."""
 
-    def __init__(self, argv: Sequence[str], port: int, log: Path, ready_path: str) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        log: Path,
+        ready_path: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self._argv = list(argv)
+        self._env = None if env is None else dict(env)  # None: this process's environment
         self._log = log
         self._ready_url = self.url + ready_path
         self._process = self._spawn()
@@ -141,7 +150,11 @@ class _ServerProcess:
         # Appending keeps the log of a previous run of a restarted server.
         with self._log.open("ab") as log:
             process = subprocess.Popen(
-                self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                self._argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
             )
         ready = _wait_for(
             lambda: process.poll() is not None or _responds(self._ready_url), _READY_TIMEOUT_S
@@ -280,6 +293,28 @@ class VictoriaMetricsServer(_ServerProcess):
                 f"VictoriaMetrics shows {visible} of {expected} imported samples after "
                 f"{_READY_TIMEOUT_S} s; end of {self._log}:\n{self._log_tail()}"
             )
+
+
+class ExporterProcess(_ServerProcess):
+    """`python -m exporter serve` as a user starts it, on 127.0.0.1, with given variables."""
+
+    @classmethod
+    def start(cls, workdir: Path, variables: Mapping[str, str]) -> ExporterProcess:
+        """Starts the exporter with this environment less any EXPORTER_*, APP_ENV, TESTING,
+        plus `variables`; ready once /readyz answers (it never waits for the upstream)."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("EXPORTER_") and key not in ("APP_ENV", "TESTING")
+        }
+        env = inherited | {"EXPORTER_HOST": "127.0.0.1", "EXPORTER_PORT": str(port)}
+        argv = [sys.executable, "-m", "exporter", "serve"]
+        return cls(argv, port, workdir / "exporter.log", "/readyz", env | dict(variables))
+
+    def log_text(self) -> str:
+        return self._log.read_text(errors="replace")
 
 
 def _send(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

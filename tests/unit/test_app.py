@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from exporter.catalog import Catalog
-from tests.exporter_client import answer_every_field, body, service, started
+from tests.exporter_client import answer_every_field, body, distinct_queries, service, started
 from tests.fake_prometheus import FakePrometheus
 
 BUSY_AT = "1767227400"  # 2026-01-01T00:30:00Z
@@ -42,8 +42,7 @@ async def test_one_refresh_asks_each_distinct_promql_once_at_one_instant(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
     await started(start_exporter, fake_prometheus.url)
-    distinct = {spec.render("5m") for _, _, spec in catalog.fields()}
-    assert sorted(fake_prometheus.queries()) == sorted(distinct)
+    assert sorted(fake_prometheus.queries()) == sorted(distinct_queries(catalog, "5m"))
     assert len({at for _, at in fake_prometheus.asked}) == 1
 
 
@@ -85,7 +84,7 @@ async def test_on_demand_results_are_cached_and_single_flighted(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
     client = await started(start_exporter, fake_prometheus.url)
-    per_evaluation = len({spec.render("1h") for _, _, spec in catalog.fields()})
+    per_evaluation = len(distinct_queries(catalog, "1h"))
     fake_prometheus.asked.clear()
     fake_prometheus.delay = 0.2
     params = {"window": "1h", "time": BUSY_AT}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -15,8 +16,11 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from exporter import __version__
+from exporter.cli import configure_logging
+from tests.conftest import make_settings
 from tests.fake_prometheus import FakePrometheus
 
 
@@ -141,3 +145,22 @@ async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_serve_refuses_test_mode_in_production_with_exit_2_naming_testing() -> None:
+    result = run("serve", env={"APP_ENV": "production", "TESTING": "true"})
+    assert result.returncode == 2
+    assert "TESTING='true'" in result.stderr
+    assert "refusing to start" in result.stderr
+
+
+def test_json_log_format_writes_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(make_settings("http://127.0.0.1:9", log_format="json"))
+    try:
+        logging.getLogger("exporter.refresher").warning("event=query_failed field=%s", "http.x")
+    finally:
+        logging.getLogger().handlers.clear()
+    entry = json.loads(capsys.readouterr().err.strip())
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "exporter.refresher"
+    assert entry["message"] == "event=query_failed field=http.x"

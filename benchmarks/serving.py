@@ -1,0 +1,356 @@
+"""1. Serving: cached /summary against a bare aiohttp app serving the same bytes.
+
+Every variant runs as its own process on the same Prometheus; wrk (one thread, so the server
+keeps the other core) measures them in turn, round after round, starting with a different one
+each round, and each figure is a ratio to the bare app of the same round. Besides the working
+tree: the commits before and after a change (CHANGES), the working tree with each proposed
+patch of benchmarks/patches/ that applies to it, and the working tree on uvloop when uvloop is
+installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import time
+import timeit
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks.common import (
+    HOST,
+    PYTHON,
+    REPO,
+    BenchError,
+    Child,
+    Exporter,
+    Section,
+    WrkResult,
+    http_get,
+    median,
+    ratio,
+    rotated,
+    table,
+    wait_until,
+    wrk,
+)
+from exporter.catalog import load_catalog
+from exporter.prometheus import PrometheusClient
+from exporter.snapshot import Snapshot, evaluate
+from tests.integration.servers import free_port
+
+GOAL = 0.95
+BARE = "bare aiohttp"
+CURRENT = "exporter (working tree)"
+UVLOOP = "working tree on uvloop"
+PATCHES = REPO / "benchmarks" / "patches"
+# Landed changes measured before and after, side by side: (what, commit before, commit after).
+CHANGES = [
+    (
+        "serve bytes encoded once per snapshot (json.dumps per request before)",
+        "e5af5e4d08ae4ab69ee7302073ffadc502cafc6f",
+        "390b0fd25873a70379b546b24b2a47f6d1f6300e",
+    ),
+]
+
+
+def commit_variant(commit: str) -> str:
+    return f"commit {commit[:7]}"
+
+
+def patch_variant(patch: Path) -> str:
+    return f"working tree + {patch.stem}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: float
+    rounds: int
+    # Variants measured at each connection count; the bare app is always one of them.
+    variants: dict[int, tuple[str, ...]]
+
+
+def plan(quick: bool, extra: Sequence[str], commits: Sequence[str]) -> Plan:
+    """The guard measures the working tree alone; the full run every variant, and the
+    commits (a per-request cost, told at 32 connections) once."""
+    if quick:
+        return Plan(3, 3, {32: (BARE, CURRENT), 1000: (BARE, CURRENT)})
+    return Plan(4, 3, {32: (BARE, CURRENT, *extra, *commits), 1000: (BARE, CURRENT, *extra)})
+
+
+def checkout(commit: str, into: Path) -> Path:
+    """The exporter package of `commit`, extracted from git; no worktree, no repo change."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "exporter"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {commit}: {archive.stderr.decode(errors='replace')}")
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def patched(patch: Path, into: Path) -> Path | None:
+    """A copy of the working tree's exporter with `patch` applied; None if it does not apply
+    (already applied, or overtaken by other changes)."""
+    shutil.copytree(
+        REPO / "exporter", into / "exporter", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for check in (["--check"], []):
+        applied = subprocess.run(
+            ["git", "apply", *check, "-p1", str(patch)],
+            cwd=into,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if applied.returncode != 0:
+            return None
+    return into
+
+
+def _start_bare(body: bytes, workdir: Path) -> Child:
+    body_file = workdir / "summary.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    child = Child(
+        [PYTHON, "-m", "benchmarks.bare", str(port), str(body_file)],
+        workdir / "bare.log",
+        cwd=REPO,
+        url=f"http://{HOST}:{port}",
+    )
+    if not wait_until(lambda: http_get(child.url + "/healthz", 1.0)[0] == 200, 20):
+        child.stop()
+        raise BenchError(f"the bare app did not start:\n{child.log_tail()}")
+    return child
+
+
+async def _snapshot(prometheus_url: str) -> Snapshot:
+    async with aiohttp.ClientSession() as session:
+        client = PrometheusClient(
+            session,
+            prometheus_url,
+            display_url=prometheus_url,
+            timeout=10,
+            max_response_bytes=1 << 24,
+        )
+        return await evaluate(
+            load_catalog(None), client, at=time.time(), window="5m", max_concurrency=8
+        )
+
+
+def encode_costs(prometheus_url: str) -> tuple[float, float]:
+    """Microseconds per request to make the body: per-request json.dumps (e5af5e4) and now."""
+    snapshot = asyncio.run(_snapshot(prometheus_url))
+
+    def before() -> bytes:
+        # What e5af5e4's json_response did with the document on every request.
+        document = snapshot.document(time.time())
+        return json.dumps(document, allow_nan=False, separators=(",", ":")).encode()
+
+    def after() -> bytes:
+        return snapshot.encode(time.time())
+
+    costs = [
+        min(timeit.repeat(make, number=2000, repeat=5)) / 2000 * 1e6 for make in (before, after)
+    ]
+    return costs[0], costs[1]
+
+
+@dataclass
+class Results:
+    plan: Plan
+    runs: dict[tuple[int, str], list[WrkResult]]
+    body_bytes: int
+    skipped: list[str]
+
+    def versus_bare(self, connections: int, name: str) -> tuple[float, float, float]:
+        """Medians of per-round (throughput, p99, CPU per request) ratios to the bare app."""
+        pairs = list(
+            zip(self.runs[(connections, name)], self.runs[(connections, BARE)], strict=True)
+        )
+        return (
+            median([r.requests_per_s / b.requests_per_s for r, b in pairs]),
+            median([r.p99_ms / b.p99_ms for r, b in pairs]),
+            median([b.cpu_us_per_request / r.cpu_us_per_request for r, b in pairs]),
+        )
+
+    def cpu_us(self, connections: int, name: str) -> float:
+        return median([r.cpu_us_per_request for r in self.runs[(connections, name)]])
+
+
+def run(
+    prometheus_url: str, workdir: Path, *, quick: bool, trees: Mapping[str, Path] | None = None
+) -> Section:
+    """Measures the serving variants; `trees` maps a name to another exporter tree to compare."""
+    skipped: list[str] = []
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Child] = {}
+
+        def start(name: str, tree: Path = REPO, module: str = "exporter") -> None:
+            label = name.replace(" ", "-").replace("/", "-")
+            servers[name] = stack.enter_context(
+                Exporter(prometheus_url, workdir, name=label, tree=tree, module=module)
+            )
+
+        start(CURRENT)
+        extra: list[str] = []
+        commits: list[str] = []
+        if not quick:
+            for patch in sorted(PATCHES.glob("*.patch")):
+                tree = patched(patch, workdir / patch.stem)
+                if tree is None:
+                    skipped.append(f"{patch.name} does not apply to the working tree")
+                    continue
+                extra.append(patch_variant(patch))
+                start(extra[-1], tree=tree)
+            extra.extend(trees or {})
+            for name, tree in (trees or {}).items():
+                start(name, tree=tree)
+            if importlib.util.find_spec("uvloop") is not None:
+                extra.append(UVLOOP)
+                start(UVLOOP, module="benchmarks.uvloop_serve")
+            else:
+                skipped.append("uvloop is not installed")
+            for _, *pair in CHANGES:
+                for commit in pair:
+                    commits.append(commit_variant(commit))
+                    start(commits[-1], tree=checkout(commit, workdir / commit[:7]))
+        steps = plan(quick, extra, commits)
+        # The bare app serves exactly the bytes the exporter serves.
+        status, body = http_get(servers[CURRENT].url + "/summary")
+        if status != 200:
+            raise BenchError(f"/summary answered {status}")
+        servers[BARE] = stack.enter_context(_start_bare(body, workdir))
+        for server in servers.values():  # warm-up: first connections, lazy imports
+            wrk(server.url + "/summary", 32, 1)
+        runs: dict[tuple[int, str], list[WrkResult]] = {}
+        for connections, variants in steps.variants.items():
+            for turn in range(steps.rounds):
+                for name in rotated(variants, turn):
+                    server = servers[name]
+                    result = wrk(
+                        server.url + "/summary",
+                        connections,
+                        steps.seconds,
+                        server_pid=server.pid,
+                    )
+                    runs.setdefault((connections, name), []).append(result)
+    results = Results(steps, runs, len(body), skipped)
+    return _section(results, None if quick else encode_costs(prometheus_url))
+
+
+def _section(results: Results, costs: tuple[float, float] | None) -> Section:
+    steps = results.plan
+    section = Section("1. Serving: cached /summary against a bare aiohttp app")
+    section.add(
+        f"wrk -t1 --latency, {steps.rounds} rounds of {steps.seconds:g} s per variant and "
+        f"connection count, variants alternating (a different one first each round); the "
+        f"body is {results.body_bytes} bytes. Ratios are medians of per-round ratios to the "
+        f"bare app of the same round: throughput variant / bare (higher is better), p99 "
+        f"variant / bare (lower is better), and CPU bare / variant: the server's own CPU time "
+        f"per request, read from /proc, which neighbours on a shared machine do not change "
+        f"(higher is better; the throughput ratio the variant reaches on a core of its own)."
+    )
+    rows: list[list[object]] = []
+    for connections, variants in steps.variants.items():
+        for name in variants:
+            runs = results.runs[(connections, name)]
+            speed, slow, lean = results.versus_bare(connections, name)
+            errors = sum(r.errors for r in runs)
+            rows.append(
+                [
+                    connections,
+                    name,
+                    f"{median([r.requests_per_s for r in runs]):,.0f}",
+                    ratio(speed),
+                    f"{median([r.p99_ms for r in runs]):.2f}",
+                    ratio(slow),
+                    f"{results.cpu_us(connections, name):.1f}",
+                    ratio(lean),
+                    errors,
+                ]
+            )
+            if name != CURRENT:
+                continue
+            at = f"{connections} connections"
+            goal = f"≥ {ratio(GOAL)} bare"
+            section.check(f"serving throughput, {at}", ratio(speed), goal, speed >= GOAL)
+            section.check(f"serving CPU per request, {at}", ratio(lean), goal, lean >= GOAL)
+            section.check(
+                f"serving p99 latency, {at}",
+                ratio(slow),
+                f"≤ {ratio(1 / GOAL)} bare",
+                slow <= 1 / GOAL,
+            )
+            if connections >= 1000:
+                section.check(f"errors at {at}", str(errors), "0", errors == 0)
+    section.add(
+        table(
+            [
+                "connections",
+                "variant",
+                "req/s",
+                "throughput vs bare",
+                "p99 ms",
+                "p99 vs bare",
+                "CPU µs/request",
+                "CPU vs bare",
+                "errors",
+            ],
+            rows,
+        )
+    )
+    changes = _before_after(results, costs)
+    if changes:
+        section.add(changes)
+    if results.skipped:
+        section.add("Not measured: " + "; ".join(results.skipped) + ".")
+    return section
+
+
+def _before_after(results: Results, costs: tuple[float, float] | None) -> str:
+    """Each change's before and after, from the same rounds."""
+    lines: list[str] = []
+    pairs = [
+        (what, commit_variant(before), commit_variant(after)) for what, before, after in CHANGES
+    ]
+    pairs += [
+        ("proposed, not applied: " + patch.name, CURRENT, patch_variant(patch))
+        for patch in sorted(PATCHES.glob("*.patch"))
+    ]
+    for what, before, after in pairs:
+        for connections, variants in results.plan.variants.items():
+            if before not in variants or after not in variants:
+                continue
+            was, now = results.cpu_us(connections, before), results.cpu_us(connections, after)
+            speed_was, _, lean_was = results.versus_bare(connections, before)
+            speed_now, _, lean_now = results.versus_bare(connections, after)
+            lines.append(
+                f"- {what}, {connections} connections: CPU per request {was:.1f} → {now:.1f} µs "
+                f"({ratio(was / now)}); vs bare: CPU {ratio(lean_was)} → {ratio(lean_now)}, "
+                f"throughput {ratio(speed_was)} → {ratio(speed_now)}."
+            )
+    if costs is not None:
+        before_us, after_us = costs
+        lines.append(
+            f"- The body alone, in-process, same snapshot (best of 5 runs of 2,000): json.dumps "
+            f"of the document per request {before_us:.1f} µs; bytes encoded once with the age "
+            f"spliced in {after_us:.1f} µs."
+        )
+    if not lines:
+        return ""
+    return "\n".join(["Before and after, measured side by side in the rounds above:", "", *lines])

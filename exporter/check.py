@@ -1,0 +1,276 @@
+"""`summary-exporter check`: the gateway's state in a terminal, without writing PromQL.
+
+It asks a running exporter (`--url`: its /summary and /health) or Prometheus directly
+(`--prometheus`: the catalog evaluated here, at one instant, and the checks judged here), and
+prints the five domains and the checks. Exit status: 0 ok, 1 degraded, 2 critical, 3 when
+no answer could be had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+import aiohttp
+
+from exporter.app import parse_time
+from exporter.catalog import Unit, load_catalog
+from exporter.durations import format_duration, parse_duration
+from exporter.environment import about, read_environment
+from exporter.errors import CatalogError, InvalidRequest
+from exporter.health import assess, format_age, format_value
+from exporter.prometheus import PrometheusClient
+from exporter.refresher import Evaluator
+from exporter.settings import redact_url
+from exporter.snapshot import explain
+
+DEFAULT_URL = "http://127.0.0.1:9199"
+EXIT_CODES = {"ok": 0, "degraded": 1, "critical": 2}
+EXIT_UNREACHABLE = 3
+_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+_COLOURS = {"ok": "32", "degraded": "33", "critical": "31", "unknown": "2"}
+
+
+class Unreachable(Exception):
+    """No state could be had: the exporter or Prometheus did not answer, or refused."""
+
+
+@dataclass(frozen=True)
+class Report:
+    source: str
+    summary: dict[str, Any]
+    health: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.health["status"])
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "source": self.source,
+            "summary": self.summary,
+            "health": self.health,
+        }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--url", help=f"a running exporter (default {DEFAULT_URL})")
+    source.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="ask this Prometheus directly: the catalog is evaluated and judged here, with"
+        " APP_ENV and TESTING from this shell",
+    )
+    parser.add_argument(
+        "--time", type=_instant, help="a past instant to evaluate at (RFC 3339 or unix seconds)"
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        help="summary window (default: the exporter's; 5m with --prometheus)",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        help="with --prometheus: catalog file (default: $EXPORTER_CATALOG or the built-in one)",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _instant(text: str) -> float:
+    try:
+        return parse_time(text, time.time())
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _window(text: str) -> str:
+    try:
+        return format_duration(parse_duration(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """The command: prints the report and returns its exit status."""
+    try:
+        report = asyncio.run(collect(arguments))
+    except (Unreachable, CatalogError) as error:
+        print(f"summary-exporter check: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if arguments.json:
+        print(json.dumps(report.document(), indent=2))
+    else:
+        print(render(report, colour=colour_enabled(sys.stdout, os.environ)), end="")
+    return EXIT_CODES.get(report.status, EXIT_UNREACHABLE)
+
+
+async def collect(arguments: argparse.Namespace) -> Report:
+    if arguments.prometheus:
+        return await from_prometheus(
+            arguments.prometheus,
+            at=arguments.time,
+            window=arguments.window or "5m",
+            catalog_path=arguments.catalog or _env_path("EXPORTER_CATALOG"),
+            query_timeout=arguments.timeout,
+        )
+    return await from_exporter(
+        arguments.url or DEFAULT_URL,
+        at=arguments.time,
+        window=arguments.window,
+        query_timeout=arguments.timeout,
+    )
+
+
+def _env_path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value else None
+
+
+async def from_exporter(
+    url: str, *, at: float | None, window: str | None, query_timeout: float
+) -> Report:
+    """The state as a running exporter serves it: /summary (with PromQL) and /health."""
+    base = url.rstrip("/")
+    parameters = {
+        key: value
+        for key, value in (("time", None if at is None else f"{at:.3f}"), ("window", window))
+        if value is not None
+    }
+    # The exporter's own endpoint token, when it has one, from the same variable it reads.
+    token = os.environ.get("EXPORTER_AUTH_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    shown = redact_url(base)
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=query_timeout), headers=headers, trust_env=False
+    ) as session:
+        summary = await _get_json(
+            session, f"{base}/summary?{urlencode(parameters | {'explain': '1'})}", shown
+        )
+        health = await _get_json(session, f"{base}/health?{urlencode(parameters)}", shown)
+    return Report(f"{shown} (exporter)", summary, health)
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str, shown: str) -> dict[str, Any]:
+    try:
+        async with session.get(url) as response:
+            text = await response.text()
+            status = response.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        raise Unreachable(f"cannot reach the exporter at {shown}: {_cause(error)}") from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise Unreachable(f"{shown} did not answer with JSON (HTTP {status})")
+    if status != 200:
+        raise Unreachable(f"{shown} answered HTTP {status}: {document.get('error', '')}")
+    return document
+
+
+def _cause(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return error.os_error.strerror or type(error.os_error).__name__
+    return type(error).__name__
+
+
+async def from_prometheus(
+    url: str,
+    *,
+    at: float | None,
+    window: str,
+    catalog_path: Path | None,
+    query_timeout: float,
+) -> Report:
+    """The catalog evaluated against Prometheus at one instant, and the checks judged here."""
+    catalog = load_catalog(catalog_path)
+    environment = read_environment()
+    instant = round(time.time() if at is None else at, 3)
+    shown = redact_url(url.rstrip("/"))
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        client = PrometheusClient(
+            session,
+            url.rstrip("/"),
+            display_url=shown,
+            timeout=query_timeout,
+            max_response_bytes=_MAX_RESPONSE_BYTES,
+        )
+        snapshot = await Evaluator(catalog, client, max_concurrency=8)(instant, window, "on_demand")
+    if not snapshot.reached_upstream:
+        errors = snapshot.errors()
+        cause = str(errors[0][1]) if errors else "no query was answered"
+        raise Unreachable(f"cannot reach Prometheus: {cause}")
+    # Just evaluated, so there is no snapshot age to judge.
+    health = assess(catalog, snapshot, environment, as_of=instant, max_staleness=None)
+    summary = snapshot.document(time.time(), about=about(environment))
+    summary["explain"] = explain(catalog, snapshot)
+    return Report(f"{shown} (Prometheus)", summary, health.document() | about(environment))
+
+
+def colour_enabled(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colour only for a person at a terminal, and never when NO_COLOR is set."""
+    return stream.isatty() and "NO_COLOR" not in environ
+
+
+def render(report: Report, *, colour: bool) -> str:
+    """The report as a table for a terminal."""
+
+    def paint(status: str, text: str) -> str:
+        return f"\x1b[{_COLOURS.get(status, '0')}m{text}\x1b[0m" if colour else text
+
+    summary, health = report.summary, report.health
+    environment = summary.get("environment") or {}
+    lines = [
+        f"Gateway status: {paint(report.status, report.status.upper())}",
+        f"  from {report.source}; evaluated at {summary.get('timestamp')} over the last"
+        f" {summary.get('window')}; APP_ENV={environment.get('app_env') or 'unset'},"
+        f" test mode {'on' if environment.get('testing') else 'off'}",
+    ]
+    if summary.get("stale"):
+        age = format_age(float(summary.get("age_seconds") or 0))
+        lines.append(paint("degraded", f"  STALE: the newest values are {age} old"))
+    explained = summary.get("explain") or {}
+    nulls = summary.get("nulls") or {}
+    for domain, fields in (summary.get("metrics") or {}).items():
+        lines += ["", domain]
+        width = max((len(name) for name in fields), default=0)
+        for name, value in fields.items():
+            key = f"{domain}.{name}"
+            unit = explained.get(key, {}).get("unit")
+            shown = format_value(value, Unit(unit) if unit in set(Unit) else None)
+            if value is None and key in nulls:
+                shown += paint("unknown", f"  (null: {nulls[key]})")
+            lines.append(f"  {name:<{width}}  {shown}")
+    checks: dict[str, dict[str, Any]] = health.get("checks") or {}
+    rows = [("CHECK", "STATUS", "VALUE", "LIMITS")] + [
+        (name, check["status"], check["display"], check["threshold"])
+        for name, check in checks.items()
+    ]
+    widths = [max(len(str(row[column])) for row in rows) for column in range(3)]
+    lines += ["", "Checks"]
+    for index, (name, status, display, threshold) in enumerate(rows):
+        status_cell = f"{status:<{widths[1]}}"
+        if index:
+            status_cell = paint(status, status_cell)
+        lines.append(
+            f"  {name:<{widths[0]}}  {status_cell}  {display:<{widths[2]}}  {threshold}".rstrip()
+        )
+        reason = checks[name].get("reason") if index else None
+        if reason:
+            lines.append(f"  {'':<{widths[0]}}  -> {reason}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,289 @@
+"""Health for people: the catalog's checks and the exporter's own, judged on one snapshot.
+
+Pure functions: a snapshot, the environment and the staleness limit in; statuses out. The
+values judged are the snapshot's (PromQL's); the only arithmetic here is the share of one
+field in another, for checks that declare `percent_of`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from exporter.catalog import Catalog, CheckSpec, Threshold, Unit
+from exporter.environment import Environment
+from exporter.snapshot import Snapshot, Value, format_instant
+
+NO_SNAPSHOT = "the first refresh has not finished yet"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+    # A check without a value (a null field, 0 of 0); it does not change the overall status.
+    UNKNOWN = "unknown"
+
+
+_SEVERITY = {Status.OK: 0, Status.UNKNOWN: 0, Status.DEGRADED: 1, Status.CRITICAL: 2}
+_SUFFIXES = {
+    Unit.MS: " ms",
+    Unit.PERCENT: " %",
+    Unit.PER_MINUTE: " /min",
+    Unit.TOKENS: " tokens",
+    Unit.CREDITS: " credits",
+}
+
+
+def format_number(value: float) -> str:
+    """A number for people: integers as they are, others to four significant digits."""
+    if isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def format_value(value: Value, unit: Unit | None = None) -> str:
+    """A field value for people, with its unit; rounding happens here and only here."""
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(value) or "none"
+    suffix = "" if unit is None else _SUFFIXES.get(unit, "")
+    return format_number(value) + suffix
+
+
+def format_age(seconds: float) -> str:
+    """A duration for people: 12 s, 3 min 20 s, 2 h 5 min, 3 d 4 h."""
+    total = round(max(0.0, seconds))
+    if total < 60:
+        return f"{total} s"
+    for size, unit, smaller, small_unit in ((86_400, "d", 3600, "h"), (3600, "h", 60, "min")):
+        if total >= size:
+            rest = (total % size) // smaller
+            return f"{total // size} {unit}" + (f" {rest} {small_unit}" if rest else "")
+    seconds_left = total % 60
+    return f"{total // 60} min" + (f" {seconds_left} s" if seconds_left else "")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check judged: its value, the limits it was compared with, and the PromQL behind it."""
+
+    name: str
+    help: str
+    status: Status
+    value: float | None = None
+    display: str = "—"
+    threshold: str = ""
+    limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    promql: tuple[str, ...] = ()
+    reason: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "value": self.value,
+            "display": self.display,
+            "threshold": self.threshold,
+            "limits": {level: dict(limit) for level, limit in self.limits.items()},
+            "promql": list(self.promql),
+            "reason": self.reason,
+            "help": self.help,
+        }
+
+
+@dataclass(frozen=True)
+class Health:
+    """The overall status (ok, degraded or critical) and every check behind it."""
+
+    status: Status
+    checks: tuple[CheckResult, ...]
+    snapshot: Snapshot | None
+
+    def document(self) -> dict[str, Any]:
+        snapshot = self.snapshot
+        return {
+            "status": self.status.value,
+            "timestamp": None if snapshot is None else format_instant(snapshot.data_instant),
+            "window": None if snapshot is None else snapshot.window,
+            "source": None if snapshot is None else snapshot.source,
+            "checks": {check.name: check.document() for check in self.checks},
+        }
+
+
+def assess(
+    catalog: Catalog,
+    snapshot: Snapshot | None,
+    environment: Environment,
+    *,
+    as_of: float,
+    max_staleness: float | None,
+) -> Health:
+    """Every check on `snapshot` as of the instant `as_of`.
+
+    `max_staleness` None leaves out the snapshot-age check, for a snapshot made just now.
+    """
+    checks = [
+        *(
+            _catalog_check(name, spec, catalog, snapshot, environment)
+            for name, spec in catalog.checks.items()
+        ),
+        _upstream_check(snapshot),
+        *([] if max_staleness is None else [_age_check(snapshot, as_of, max_staleness)]),
+        _test_mode_check(environment),
+    ]
+    worst = max((_SEVERITY[check.status] for check in checks), default=0)
+    overall = {0: Status.OK, 1: Status.DEGRADED, 2: Status.CRITICAL}[worst]
+    return Health(overall, tuple(checks), snapshot)
+
+
+def _catalog_check(
+    name: str,
+    check: CheckSpec,
+    catalog: Catalog,
+    snapshot: Snapshot | None,
+    environment: Environment,
+) -> CheckResult:
+    unit = _unit(check, catalog)
+    limits = {
+        level: threshold
+        for level, threshold in (("degraded", check.degraded), ("critical", check.critical))
+        if threshold is not None
+    }
+    described = ", ".join(
+        f"{level} {_describe(threshold, unit)}" for level, threshold in limits.items()
+    )
+    base = CheckResult(
+        name=name,
+        help=check.help,
+        status=Status.UNKNOWN,
+        threshold=described + (" (in production)" if check.production_only else ""),
+        limits={level: threshold.document() for level, threshold in limits.items()},
+        promql=() if snapshot is None else _promql(check, catalog, snapshot.window),
+    )
+    if snapshot is None:
+        return replace(base, reason=NO_SNAPSHOT)
+    measured = _measure(name, check, snapshot, unit)
+    if isinstance(measured, str):
+        return replace(base, reason=measured)
+    value, display = measured
+    status = Status.OK
+    if check.critical is not None and check.critical.crossed_by(value):
+        status = Status.CRITICAL
+    elif check.degraded is not None and check.degraded.crossed_by(value):
+        status = Status.DEGRADED
+    reason = None
+    if status is not Status.OK and check.production_only and not environment.production:
+        reason = (
+            f"would be {status.value} in production; expected here "
+            f"(APP_ENV={environment.app_env or 'unset'})"
+        )
+        status = Status.OK
+    return replace(base, status=status, value=value, display=display, reason=reason)
+
+
+def _unit(check: CheckSpec, catalog: Catalog) -> Unit:
+    if check.percent_of is not None:
+        return Unit.PERCENT
+    if check.field is not None:
+        spec = catalog.field(check.field)
+        assert spec is not None  # the catalog checks that every referenced field exists
+        return spec.unit
+    return check.unit or Unit.COUNT
+
+
+def _promql(check: CheckSpec, catalog: Catalog, window: str) -> tuple[str, ...]:
+    if check.query is not None:
+        return (check.answer_spec().render(window),)
+    references = [ref for ref in (check.field, check.percent_of) if ref is not None]
+    specs = [catalog.field(reference) for reference in references]
+    return tuple(spec.render(window) for spec in specs if spec is not None)
+
+
+def _measure(
+    name: str, check: CheckSpec, snapshot: Snapshot, unit: Unit
+) -> tuple[float, str] | str:
+    """The value to judge and how to show it, or why there is none."""
+    if check.field is None:
+        answer = snapshot.checks.get(name)
+        if answer is None:
+            return "not asked in this refresh"
+        value = answer.value
+        if not isinstance(value, int | float):
+            return answer.reason or "no value"
+        return float(value), format_value(value, unit)
+    part = _number(snapshot, check.field)
+    if isinstance(part, str) or check.percent_of is None:
+        return part if isinstance(part, str) else (part, format_value(part, unit))
+    whole = _number(snapshot, check.percent_of)
+    if isinstance(whole, str):
+        return whole
+    if whole == 0:
+        return f"{check.percent_of} is 0 ({format_number(part)} of 0)"
+    share = 100 * part / whole
+    return share, f"{format_number(part)} of {format_number(whole)} ({format_value(share, unit)})"
+
+
+def _number(snapshot: Snapshot, reference: str) -> float | str:
+    domain, _, name = reference.partition(".")
+    answer = snapshot.fields.get((domain, name))
+    if answer is None:
+        return f"{reference} is not in this snapshot"
+    if not isinstance(answer.value, int | float):
+        return f"{reference} is null: {answer.reason or 'no value'}"
+    return answer.value
+
+
+def _describe(threshold: Threshold, unit: Unit) -> str:
+    word = "above" if threshold.above is not None else "at least"
+    return f"{word} {format_value(threshold.limit, unit)}"
+
+
+def _upstream_check(snapshot: Snapshot | None) -> CheckResult:
+    base = CheckResult(
+        name="upstream",
+        help="The upstream answered the latest attempt at the catalog's queries.",
+        status=Status.UNKNOWN,
+        threshold="critical when unreachable",
+    )
+    if snapshot is None:
+        return replace(base, reason=NO_SNAPSHOT)
+    if snapshot.reached_upstream:
+        return replace(base, status=Status.OK, value=1.0, display="reachable")
+    errors = snapshot.errors()
+    reason = str(errors[0][1]) if errors else "no query was answered"
+    return replace(base, status=Status.CRITICAL, value=0.0, display="unreachable", reason=reason)
+
+
+def _age_check(snapshot: Snapshot | None, as_of: float, max_staleness: float) -> CheckResult:
+    base = CheckResult(
+        name="snapshot_age",
+        help="Age of the newest values served; past EXPORTER_MAX_STALENESS they are too old.",
+        status=Status.DEGRADED,
+        threshold=f"critical above {format_age(max_staleness)} (EXPORTER_MAX_STALENESS)",
+        limits={"critical": {"above": max_staleness}},
+    )
+    if snapshot is None:
+        return replace(base, display="none yet", reason=NO_SNAPSHOT)
+    age = round(max(0.0, as_of - snapshot.data_instant), 3)
+    status = Status.CRITICAL if age > max_staleness else Status.OK
+    return replace(base, status=status, value=age, display=format_age(age))
+
+
+def _test_mode_check(environment: Environment) -> CheckResult:
+    base = CheckResult(
+        name="test_mode",
+        help="The gateway's test mode (APP_ENV testing or test, or TESTING true), never in"
+        " production.",
+        status=Status.OK,
+        threshold="critical when on in production",
+    )
+    if environment.testing_in_production:
+        reason = f"TESTING={environment.testing_flag!r} with APP_ENV={environment.app_env!r}"
+        return replace(base, status=Status.CRITICAL, display="on in production", reason=reason)
+    if environment.testing:
+        return replace(base, display="on (not production)")
+    return replace(base, display="off")

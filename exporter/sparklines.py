@@ -1,0 +1,137 @@
+"""The status page's sparklines: the last hour of a few fields, one range query each.
+
+They are fetched when a page needs them, once per instant (the background snapshot's, or a
+requested one): cached and single-flighted, so page views never multiply the load on
+Prometheus. A failed fetch is kept for a while too, and tried again after `retry_after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from exporter.catalog import Catalog, FieldSpec, Unit
+from exporter.errors import UpstreamError
+from exporter.prometheus import RangeSeries
+from exporter.snapshot import FieldKey
+
+# What on-call looks at first: traffic, errors, latency and providers.
+SPARKLINE_FIELDS: tuple[FieldKey, ...] = (
+    ("http", "request_rate_per_minute"),
+    ("http", "error_rate"),
+    ("http", "p95_latency_ms"),
+    ("providers", "unavailable_providers"),
+)
+SPAN_SECONDS = 3600.0
+STEP_SECONDS = 60.0
+
+
+class RangeUpstream(Protocol):
+    async def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> tuple[RangeSeries, ...]: ...
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """A field's values over the hour before `end`; finite points only, a missing one a gap."""
+
+    domain: str
+    name: str
+    unit: Unit
+    promql: str
+    start: float
+    end: float
+    step: float
+    points: tuple[tuple[float, float], ...] = ()
+    reason: str | None = None  # why there are no points
+    failed: bool = False
+
+
+class Sparklines:
+    """Sparklines by (instant, window): cached, single-flighted, bounded."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        client: RangeUpstream,
+        *,
+        retry_after: float,
+        cache_size: int = 16,
+        max_concurrent: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._specs = [
+            (domain, name, spec)
+            for domain, name in SPARKLINE_FIELDS
+            if (spec := catalog.field(f"{domain}.{name}")) is not None
+        ]
+        self._client = client
+        self._retry_after = retry_after
+        self._cache: OrderedDict[tuple[float, str], tuple[tuple[Sparkline, ...], float]] = (
+            OrderedDict()
+        )
+        self._cache_size = cache_size
+        self._max_concurrent = max_concurrent
+        self._clock = clock
+        self._in_flight: dict[tuple[float, str], asyncio.Task[tuple[Sparkline, ...]]] = {}
+
+    async def get(self, at: float, window: str) -> tuple[Sparkline, ...]:
+        key = (at, window)
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > self._clock():
+            self._cache.move_to_end(key)
+            return cached[0]
+        task = self._in_flight.get(key)
+        if task is None:
+            if len(self._in_flight) >= self._max_concurrent:
+                reason = "not drawn: other pages are being drawn right now; reload shortly"
+                return tuple(replace(line, reason=reason) for line in self._empty(at, window))
+            task = asyncio.create_task(self._fetch(key))
+            self._in_flight[key] = task
+        # shield: one viewer going away must not cancel the fetch others wait for.
+        return await asyncio.shield(task)
+
+    async def _fetch(self, key: tuple[float, str]) -> tuple[Sparkline, ...]:
+        try:
+            lines = tuple(await asyncio.gather(*(self._line(line) for line in self._empty(*key))))
+        finally:
+            del self._in_flight[key]
+        failed = any(line.failed for line in lines)
+        expires = self._clock() + self._retry_after if failed else math.inf
+        self._cache[key] = (lines, expires)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return lines
+
+    def _empty(self, at: float, window: str) -> list[Sparkline]:
+        return [_blank(domain, name, spec, at, window) for domain, name, spec in self._specs]
+
+    async def _line(self, line: Sparkline) -> Sparkline:
+        try:
+            series = await self._client.query_range(line.promql, line.start, line.end, line.step)
+        except UpstreamError as error:
+            return replace(line, reason=f"query failed: {error}", failed=True)
+        if len(series) > 1:
+            return replace(line, reason=f"{len(series)} series where one was expected")
+        points = tuple((t, v) for t, v in series[0].points if math.isfinite(v)) if series else ()
+        if not points:
+            return replace(line, reason="no data in the last hour")
+        return replace(line, points=points)
+
+
+def _blank(domain: str, name: str, spec: FieldSpec, at: float, window: str) -> Sparkline:
+    return Sparkline(
+        domain=domain,
+        name=name,
+        unit=spec.unit,
+        promql=spec.render(window),
+        start=at - SPAN_SECONDS,
+        end=at,
+        step=STEP_SECONDS,
+    )

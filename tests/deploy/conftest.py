@@ -1,0 +1,47 @@
+"""Helpers for the deploy artifacts' tests: the repository root and the tools they need."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+# The session's real Prometheus loaded with the gateway dataset (tests/integration).
+from tests.integration.conftest import prometheus  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# How scripts/test.sh provides each tool on a fresh Debian machine.
+INSTALL_HINTS = {
+    "docker-compose": "apt-get install -y --no-install-recommends docker-compose",
+    "promtool": "apt-get install -y --no-install-recommends prometheus",
+    "kubectl": "kubectl (1.27 or newer, for `kubectl kustomize`) from the machine image",
+}
+
+
+def require_tool(name: str) -> str:
+    """Absolute path of a command-line tool; skips the test (fails it on CI) when missing."""
+    found = shutil.which(name)
+    if found is not None:
+        return os.path.abspath(found)
+    message = f"{name} is not installed; {INSTALL_HINTS.get(name, 'install it')}"
+    # On CI a missing tool is a broken machine, which a skip would hide.
+    if os.environ.get("CI", "").lower() in {"true", "1"}:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def run(*argv: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs a command without input; the caller checks the exit status."""
+    return subprocess.run(
+        list(argv),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,170 @@
+"""`summary-exporter check`: the table, its colours, and the exit status for each state."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from exporter.catalog import Catalog
+from exporter.check import Report, colour_enabled, from_exporter, render
+from tests.exporter_client import started
+from tests.fake_prometheus import FakePrometheus, scalar_vector
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def set_degraded(fake: FakePrometheus, catalog: Catalog, window: str = "5m") -> None:
+    """A 10 % error rate over four available providers, and 200 requests."""
+    for key, value in {
+        "http.error_rate": "10",
+        "http.total_requests": "200",
+        "providers.total_providers": "4",
+    }.items():
+        spec = catalog.field(key)
+        assert spec is not None
+        fake.answers[spec.render(window)] = scalar_vector(value)
+
+
+async def command(*args: str) -> tuple[int, str, str]:
+    """Runs `python -m exporter check ...` without blocking the loop the exporter serves on."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EXPORTER_") and k not in ("APP_ENV", "TESTING", "NO_COLOR")
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", "check", *args,
+        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
+    assert colour_enabled(Terminal(), {}) is True
+    assert colour_enabled(Terminal(), {"NO_COLOR": ""}) is False
+    assert colour_enabled(io.StringIO(), {}) is False
+
+
+def report(status: str = "degraded") -> Report:
+    summary = {
+        "timestamp": "2026-01-01T00:30:00Z",
+        "window": "5m",
+        "stale": True,
+        "age_seconds": 200,
+        "metrics": {"http": {"error_rate": 10.0, "p95_latency_ms": None}},
+        "nulls": {"http.p95_latency_ms": "no requests in window (0/0)"},
+        "explain": {"http.error_rate": {"unit": "percent"}, "http.p95_latency_ms": {"unit": "ms"}},
+        "environment": {"app_env": "production", "testing": False},
+    }
+    check = {
+        "status": status,
+        "display": "10 %",
+        "threshold": "degraded above 5 %",
+        "reason": "because",
+    }
+    return Report("http://x (exporter)", summary, {"status": status, "checks": {"errors": check}})
+
+
+def test_the_table_shows_domains_nulls_checks_and_reasons_plainly() -> None:
+    text = render(report(), colour=False)
+    assert "\x1b[" not in text
+    assert text.splitlines() == [
+        "Gateway status: DEGRADED",
+        "  from http://x (exporter); evaluated at 2026-01-01T00:30:00Z over the last 5m;"
+        " APP_ENV=production, test mode off",
+        "  STALE: the newest values are 3 min 20 s old",
+        "",
+        "http",
+        "  error_rate      10 %",
+        "  p95_latency_ms  —  (null: no requests in window (0/0))",
+        "",
+        "Checks",
+        "  CHECK   STATUS    VALUE  LIMITS",
+        "  errors  degraded  10 %   degraded above 5 %",
+        "          -> because",
+    ]
+
+
+def test_statuses_are_coloured_on_a_terminal() -> None:
+    text = render(report("critical"), colour=True)
+    assert "Gateway status: \x1b[31mCRITICAL\x1b[0m" in text
+    assert "\x1b[31mcritical\x1b[0m" in text
+
+
+async def test_a_running_exporter_gives_its_summary_with_units_and_its_checks(
+    start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    set_degraded(fake_prometheus, catalog)
+    client = await started(start_exporter, fake_prometheus.url)
+    url = str(client.make_url("")).rstrip("/")
+    result = await from_exporter(url, at=None, window=None, query_timeout=5)
+    assert result.status == "degraded"
+    assert result.summary["metrics"]["http"]["total_requests"] == 200
+    text = render(result, colour=False)
+    assert "  error_rate               10 %" in text
+    assert "  http_error_rate        degraded  10 %" in text
+
+
+async def test_check_exits_1_when_degraded_and_prints_a_plain_table_when_piped(
+    start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    set_degraded(fake_prometheus, catalog)
+    client = await started(start_exporter, fake_prometheus.url)
+    status, stdout, _ = await command("--url", str(client.make_url("")))
+    assert status == 1
+    assert stdout.startswith("Gateway status: DEGRADED\n")
+    assert "\x1b[" not in stdout
+
+
+async def test_check_exits_2_when_critical(start_exporter: Any) -> None:
+    client = await started(start_exporter, "http://127.0.0.1:9")
+    status, stdout, _ = await command("--url", str(client.make_url("")), "--json")
+    assert status == 2
+    document = json.loads(stdout)
+    assert document["status"] == "critical"
+    assert document["health"]["checks"]["upstream"]["status"] == "critical"
+
+
+async def test_check_exits_3_when_the_exporter_cannot_be_reached() -> None:
+    status, stdout, stderr = await command("--url", "http://127.0.0.1:9")
+    assert status == 3
+    assert stdout == ""
+    assert "cannot reach the exporter at http://127.0.0.1:9" in stderr
+
+
+async def test_check_asks_prometheus_directly_at_one_instant(
+    fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    set_degraded(fake_prometheus, catalog)
+    status, stdout, _ = await command(
+        "--prometheus", fake_prometheus.url, "--time", "2026-01-01T00:30:00Z", "--json"
+    )
+    assert status == 1
+    document = json.loads(stdout)
+    assert document["summary"]["timestamp"] == "2026-01-01T00:30:00Z"
+    assert "snapshot_age" not in document["health"]["checks"]
+    assert {at for _, at in fake_prometheus.asked} == {"1767227400.000"}
+
+
+async def test_check_exits_3_when_prometheus_cannot_be_reached() -> None:
+    status, _, stderr = await command("--prometheus", "http://127.0.0.1:9")
+    assert status == 3
+    assert "cannot reach Prometheus: http://127.0.0.1:9: cannot connect" in stderr
+
+
+@pytest.mark.parametrize("bad", [["--time", "yesterday"], ["--window", "5x"]])
+async def test_bad_arguments_are_refused_before_asking_anything(bad: list[str]) -> None:
+    status, _, stderr = await command("--url", "http://127.0.0.1:9", *bad)
+    assert status == 2
+    assert "usage:" in stderr

@@ -1,0 +1,236 @@
+"""Judging a snapshot: the built-in checks' limits, unknowns, the environment and staleness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.catalog import Catalog, Unit
+from exporter.environment import Environment
+from exporter.errors import UpstreamUnreachable
+from exporter.health import Health, Status, assess, format_age, format_value
+from exporter.snapshot import FieldValue, Snapshot, Value
+
+AT = 1_767_227_400.0
+TESTING = Environment("testing", "true")
+PRODUCTION = Environment("production", None)
+# A quiet, healthy gateway: every field 0 but four healthy providers and a fast p95.
+HEALTHY: dict[str, Value] = {
+    "providers.total_providers": 4,
+    "providers.healthy_providers": 4,
+    "http.error_rate": 0.5,
+    "http.p95_latency_ms": 120.0,
+}
+
+
+def snapshot_of(catalog: Catalog, synthetic: float | None = 0.0, **values: Value) -> Snapshot:
+    """A snapshot of the catalog at AT with `values` ("domain__field") over HEALTHY, else 0."""
+    chosen = HEALTHY | {key.replace("__", "."): value for key, value in values.items()}
+    fields = {
+        (domain, name): FieldValue(
+            chosen.get(f"{domain}.{name}", 0),
+            AT,
+            reason=None if chosen.get(f"{domain}.{name}", 0) is not None else "no series",
+        )
+        for domain, name, _ in catalog.fields()
+    }
+    checks = {"synthetic_series": FieldValue(synthetic, AT, reason="empty")}
+    return Snapshot(instant=AT, window="5m", fields=fields, upstream="http://prom", checks=checks)
+
+
+def judge(
+    catalog: Catalog,
+    snapshot: Snapshot | None,
+    environment: Environment = TESTING,
+    as_of: float = AT,
+    max_staleness: float | None = 150.0,
+) -> Health:
+    return assess(catalog, snapshot, environment, as_of=as_of, max_staleness=max_staleness)
+
+
+def status_of(health: Health, name: str) -> Status:
+    return {check.name: check.status for check in health.checks}[name]
+
+
+def check_named(health: Health, name: str) -> Any:
+    return next(check for check in health.checks if check.name == name)
+
+
+def test_a_healthy_gateway_is_ok_with_every_check_listed(catalog: Catalog) -> None:
+    health = judge(catalog, snapshot_of(catalog))
+    assert health.status is Status.OK
+    assert [check.name for check in health.checks] == [
+        "http_error_rate",
+        "providers_unavailable",
+        "http_p95_latency",
+        "synthetic_series",
+        "upstream",
+        "snapshot_age",
+        "test_mode",
+    ]
+    assert {check.status for check in health.checks} == {Status.OK}
+
+
+@pytest.mark.parametrize(
+    ("error_rate", "status"),
+    [(5.0, Status.OK), (5.01, Status.DEGRADED), (20.0, Status.DEGRADED), (20.5, Status.CRITICAL)],
+)
+def test_the_http_error_rate_is_degraded_above_5_and_critical_above_20_percent(
+    catalog: Catalog, error_rate: float, status: Status
+) -> None:
+    health = judge(catalog, snapshot_of(catalog, http__error_rate=error_rate))
+    assert status_of(health, "http_error_rate") is status
+    assert health.status is status
+
+
+@pytest.mark.parametrize(
+    ("unavailable", "status", "display"),
+    [
+        (0, Status.OK, "0 of 4 (0 %)"),
+        (1, Status.DEGRADED, "1 of 4 (25 %)"),
+        (2, Status.CRITICAL, "2 of 4 (50 %)"),
+    ],
+)
+def test_any_unavailable_provider_is_degraded_and_half_or_more_critical(
+    catalog: Catalog, unavailable: int, status: Status, display: str
+) -> None:
+    snapshot = snapshot_of(catalog, providers__unavailable_providers=unavailable)
+    check = check_named(judge(catalog, snapshot), "providers_unavailable")
+    assert (check.status, check.display, check.value) == (status, display, 25.0 * unavailable)
+
+
+def test_no_providers_at_all_is_unknown_not_a_share_of_zero(catalog: Catalog) -> None:
+    snapshot = snapshot_of(catalog, providers__total_providers=0)
+    health = judge(catalog, snapshot)
+    check = check_named(health, "providers_unavailable")
+    assert check.status is Status.UNKNOWN
+    assert check.value is None
+    assert check.reason == "providers.total_providers is 0 (0 of 0)"
+    assert health.status is Status.OK
+
+
+def test_a_p95_latency_above_2_seconds_is_degraded_never_critical(catalog: Catalog) -> None:
+    health = judge(catalog, snapshot_of(catalog, http__p95_latency_ms=60_000.0))
+    check = check_named(health, "http_p95_latency")
+    assert (check.status, check.display) == (Status.DEGRADED, "60000 ms")
+    assert check.threshold == "degraded above 2000 ms"
+
+
+def test_a_null_field_makes_its_check_unknown_with_the_fields_reason(catalog: Catalog) -> None:
+    health = judge(catalog, snapshot_of(catalog, http__error_rate=None))
+    check = check_named(health, "http_error_rate")
+    assert check.status is Status.UNKNOWN
+    assert check.reason == "http.error_rate is null: no series"
+    assert check.display == "—"
+    assert health.status is Status.OK
+
+
+def test_synthetic_series_are_critical_in_production_only(catalog: Catalog) -> None:
+    snapshot = snapshot_of(catalog, synthetic=20.0)
+    in_production = judge(catalog, snapshot, PRODUCTION)
+    assert status_of(in_production, "synthetic_series") is Status.CRITICAL
+    assert in_production.status is Status.CRITICAL
+    in_testing = check_named(judge(catalog, snapshot, TESTING), "synthetic_series")
+    assert in_testing.status is Status.OK
+    assert in_testing.value == 20.0
+    assert in_testing.reason == "would be critical in production; expected here (APP_ENV=testing)"
+
+
+def test_no_synthetic_series_in_production_is_ok(catalog: Catalog) -> None:
+    health = judge(catalog, snapshot_of(catalog, synthetic=0.0), PRODUCTION)
+    assert status_of(health, "synthetic_series") is Status.OK
+
+
+def test_test_mode_in_production_is_critical(catalog: Catalog) -> None:
+    health = judge(catalog, snapshot_of(catalog), Environment("production", "yes"))
+    check = check_named(health, "test_mode")
+    assert (check.status, check.display) == (Status.CRITICAL, "on in production")
+    assert health.status is Status.CRITICAL
+
+
+def test_an_unreachable_upstream_is_critical_with_its_error(catalog: Catalog) -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect: Connection refused")
+    fields = {
+        (domain, name): FieldValue(None, AT, reason="query failed", error=error)
+        for domain, name, _ in catalog.fields()
+    }
+    snapshot = Snapshot(instant=AT, window="5m", fields=fields, upstream="http://prom")
+    health = judge(catalog, snapshot)
+    check = check_named(health, "upstream")
+    assert (check.status, check.display) == (Status.CRITICAL, "unreachable")
+    assert check.reason == "http://prom: cannot connect: Connection refused"
+    assert health.status is Status.CRITICAL
+
+
+def test_a_snapshot_older_than_max_staleness_is_critical(catalog: Catalog) -> None:
+    snapshot = snapshot_of(catalog)
+    assert status_of(judge(catalog, snapshot, as_of=AT + 150), "snapshot_age") is Status.OK
+    old = judge(catalog, snapshot, as_of=AT + 151)
+    check = check_named(old, "snapshot_age")
+    assert (check.status, check.value, check.display) == (Status.CRITICAL, 151.0, "2 min 31 s")
+    assert check.threshold == "critical above 2 min 30 s (EXPORTER_MAX_STALENESS)"
+
+
+def test_without_a_staleness_limit_there_is_no_age_check(catalog: Catalog) -> None:
+    health = judge(catalog, snapshot_of(catalog), max_staleness=None)
+    assert "snapshot_age" not in [check.name for check in health.checks]
+
+
+def test_before_the_first_refresh_health_is_degraded_and_says_why(catalog: Catalog) -> None:
+    health = judge(catalog, None)
+    assert health.status is Status.DEGRADED
+    assert status_of(health, "snapshot_age") is Status.DEGRADED
+    assert status_of(health, "upstream") is Status.UNKNOWN
+    assert check_named(health, "http_error_rate").reason == "the first refresh has not finished yet"
+    assert health.document()["timestamp"] is None
+
+
+def test_the_document_gives_value_limits_status_and_promql_per_check(catalog: Catalog) -> None:
+    document = judge(catalog, snapshot_of(catalog, http__error_rate=10.0)).document()
+    assert document["status"] == "degraded"
+    assert document["timestamp"] == "2026-01-01T00:30:00Z"
+    error_rate = document["checks"]["http_error_rate"]
+    assert error_rate == {
+        "status": "degraded",
+        "value": 10.0,
+        "display": "10 %",
+        "threshold": "degraded above 5 %, critical above 20 %",
+        "limits": {"degraded": {"above": 5.0}, "critical": {"above": 20.0}},
+        "promql": [catalog.domains["http"].fields["error_rate"].render("5m")],
+        "reason": None,
+        "help": catalog.checks["http_error_rate"].help,
+    }
+    providers = document["checks"]["providers_unavailable"]["promql"]
+    assert providers == [
+        catalog.domains["providers"].fields["unavailable_providers"].render("5m"),
+        catalog.domains["providers"].fields["total_providers"].render("5m"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [
+        (200, Unit.COUNT, "200"),
+        (40.00000000000001, Unit.PER_MINUTE, "40 /min"),
+        (769.2307692307692, Unit.MS, "769.2 ms"),
+        (0.9999999999999999, Unit.PERCENT, "1 %"),
+        (54000, Unit.TOKENS, "54000 tokens"),
+        (123456.7, None, "123457"),
+        (["a", "b"], None, "a, b"),
+        ([], None, "none"),
+        (None, Unit.MS, "—"),
+    ],
+)
+def test_values_are_rounded_for_people_only_when_shown(
+    value: Value, unit: Unit | None, shown: str
+) -> None:
+    assert format_value(value, unit) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.4, "0 s"), (59, "59 s"), (200, "3 min 20 s"), (3600, "1 h"), (90_061, "1 d 1 h")],
+)
+def test_ages_are_shown_in_the_two_largest_units(seconds: float, shown: str) -> None:
+    assert format_age(seconds) == shown

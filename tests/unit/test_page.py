@@ -1,0 +1,164 @@
+"""The status page as HTML: what it shows, what it escapes, and that it needs nothing else."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from exporter.catalog import Catalog, Unit
+from exporter.environment import Environment
+from exporter.errors import UpstreamUnreachable
+from exporter.health import assess
+from exporter.page import Page, render_page
+from exporter.snapshot import FieldValue, Snapshot, Source
+from exporter.sparklines import Sparkline
+from tests.page_text import read_page, visible_text
+
+AT = 1_767_227_400.0
+ENVIRONMENT = Environment("production", None)
+
+
+def snapshot_of(catalog: Catalog, source: Source = "background") -> Snapshot:
+    """Every field 3 (an empty list for lists) at AT."""
+    fields = {
+        (domain, name): FieldValue([] if spec.label else 3, AT)
+        for domain, name, spec in catalog.fields()
+    }
+    return Snapshot(
+        instant=AT, window="5m", fields=fields, upstream="http://prom:9090", source=source
+    )
+
+
+def page_of(
+    catalog: Catalog,
+    snapshot: Snapshot | None,
+    sparklines: tuple[Sparkline, ...] = (),
+    now: float = AT + 5,
+    refresh_seconds: float | None = 15.0,
+    environment: Environment = ENVIRONMENT,
+) -> str:
+    health = assess(catalog, snapshot, environment, as_of=now, max_staleness=150.0)
+    return render_page(
+        Page(
+            catalog=catalog,
+            snapshot=snapshot,
+            health=health,
+            sparklines=sparklines,
+            environment=environment,
+            now=now,
+            refresh_seconds=refresh_seconds,
+            prometheus_url="http://prom:9090",
+        )
+    )
+
+
+def line(points: tuple[tuple[float, float], ...], reason: str | None = None) -> Sparkline:
+    return Sparkline(
+        domain="http",
+        name="request_rate_per_minute",
+        unit=Unit.PER_MINUTE,
+        promql="sum(rate(x[5m])) * 60",
+        start=AT - 3600,
+        end=AT,
+        step=60,
+        points=points,
+        reason=reason,
+    )
+
+
+def test_the_page_shows_the_overall_status_every_check_and_every_field(catalog: Catalog) -> None:
+    text = visible_text(page_of(catalog, snapshot_of(catalog)))
+    assert text.startswith("Gateway status critical")  # 3 of 3 providers unavailable
+    for check in ("http_error_rate", "providers_unavailable", "synthetic_series", "test_mode"):
+        assert check in text
+    for domain, name, _ in catalog.fields():
+        assert domain in text
+        assert name in text
+    assert "Evaluated at 2026-01-01 00:30:00 UTC over the last 5m" in text
+    assert "3 of 3 (100 %)" in text
+
+
+def test_the_page_links_to_the_json_metrics_and_each_fields_promql(catalog: Catalog) -> None:
+    page = page_of(catalog, snapshot_of(catalog, source="on_demand"))
+    links = re.findall(r'href="([^"]*)"', page)
+    pinned = "time=2026-01-01T00%3A30%3A00Z&amp;window=5m"
+    assert f"/summary?{pinned}" in links
+    assert f"/summary?explain=1&amp;{pinned}" in links
+    assert f"/health?{pinned}" in links
+    assert "/metrics" in links
+    promql_links = [link for link in links if link.startswith("http://prom:9090/graph?g0.expr=")]
+    assert len(promql_links) == len(catalog.fields())
+    assert "g0.moment_input=2026-01-01+00%3A30%3A00" in promql_links[0]
+
+
+def test_every_value_is_escaped(catalog: Catalog) -> None:
+    snapshot = snapshot_of(catalog)
+    key = ("http", "error_rate")
+    fields = dict(snapshot.fields) | {key: FieldValue(None, AT, reason="<img src=x onerror=1>")}
+    page = page_of(
+        catalog,
+        replace(snapshot, fields=fields, upstream='"><script>alert(1)</script>'),
+        environment=Environment("<b>prod</b>", None),
+    )
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "<b>prod" not in page
+    text = visible_text(page)
+    assert "null: <img src=x onerror=1>" in text
+    assert "APP_ENV=<b>prod</b>" in text
+
+
+def test_the_page_loads_nothing_from_anywhere(catalog: Catalog) -> None:
+    page = page_of(catalog, snapshot_of(catalog), sparklines=(line(((AT - 60, 1.0), (AT, 2.0))),))
+    assert read_page(page).loads == []
+    assert "url(" not in page
+    assert "@import" not in page
+
+
+def test_a_live_page_reloads_itself_and_a_pinned_one_does_not(catalog: Catalog) -> None:
+    assert '<meta http-equiv="refresh" content="15">' in page_of(catalog, snapshot_of(catalog))
+    pinned = page_of(catalog, snapshot_of(catalog), refresh_seconds=None)
+    assert "http-equiv" not in pinned
+    assert "pinned to this instant" in visible_text(pinned)
+
+
+def test_a_stale_snapshot_shows_a_banner_with_the_age(catalog: Catalog) -> None:
+    error = UpstreamUnreachable("http://prom:9090", "cannot connect: Connection refused")
+    fields = {
+        key: replace(field, error=error) for key, field in snapshot_of(catalog).fields.items()
+    }
+    snapshot = replace(snapshot_of(catalog), instant=AT + 200, fields=fields)
+    text = visible_text(page_of(catalog, snapshot, now=AT + 200))
+    assert (
+        "Stale: these values are 3 min 20 s old; the upstream did not answer:"
+        " http://prom:9090: cannot connect: Connection refused"
+    ) in text
+    assert "stale, 3 min 20 s old" in text
+
+
+def test_a_fresh_snapshot_has_no_banner(catalog: Catalog) -> None:
+    assert 'role="alert"' not in page_of(catalog, snapshot_of(catalog))
+
+
+def test_before_the_first_refresh_the_page_says_it_is_waiting(catalog: Catalog) -> None:
+    text = visible_text(page_of(catalog, None))
+    assert "Waiting for the first refresh" in text
+    assert "No snapshot yet" in text
+
+
+def test_a_sparkline_is_drawn_with_gaps_where_steps_have_no_value(catalog: Catalog) -> None:
+    points = ((AT - 180, 1.0), (AT - 120, 2.0), (AT, 4.0))  # AT - 60 is missing
+    page = page_of(catalog, snapshot_of(catalog), sparklines=(line(points),))
+    svg = re.search(r"<svg.*?</svg>", page, re.DOTALL)
+    assert svg is not None
+    assert svg.group().count("<polyline") == 1  # the first two points
+    assert svg.group().count("<circle") == 1  # the last one, alone after the gap
+    assert "latest 4 /min · min 1 /min · max 4 /min" in visible_text(page)
+
+
+def test_a_missing_sparkline_says_so_instead_of_drawing_zeros(catalog: Catalog) -> None:
+    page = page_of(
+        catalog, snapshot_of(catalog), sparklines=(line((), reason="no data in the last hour"),)
+    )
+    assert "<svg" not in page
+    assert "No sparkline: no data in the last hour" in visible_text(page)

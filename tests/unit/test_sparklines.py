@@ -1,0 +1,125 @@
+"""Sparklines: one range query per field and instant, gaps kept as gaps, failures retried."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+from exporter.catalog import Catalog
+from exporter.errors import UpstreamUnreachable
+from exporter.prometheus import RangeSeries
+from exporter.sparklines import SPAN_SECONDS, STEP_SECONDS, Sparklines
+
+AT = 1_767_227_400.0
+
+
+@dataclass
+class RangeStub:
+    """Answers range queries from a table; records them; can fail or wait on cue."""
+
+    answers: dict[str, tuple[RangeSeries, ...]] = field(default_factory=dict)
+    asked: list[tuple[str, float, float, float]] = field(default_factory=list)
+    failing: bool = False
+    release: asyncio.Event | None = None
+
+    async def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> tuple[RangeSeries, ...]:
+        self.asked.append((promql, start, end, step))
+        if self.release is not None:
+            await self.release.wait()
+        if self.failing:
+            raise UpstreamUnreachable("http://prom", "cannot connect")
+        return self.answers.get(promql, ())
+
+
+def promql(catalog: Catalog, reference: str) -> str:
+    spec = catalog.field(reference)
+    assert spec is not None
+    return spec.render("5m")
+
+
+async def test_each_sparkline_is_one_range_query_over_the_hour_before_the_instant(
+    catalog: Catalog,
+) -> None:
+    stub = RangeStub()
+    lines = await Sparklines(catalog, stub, retry_after=15).get(AT, "5m")
+    assert [f"{line.domain}.{line.name}" for line in lines] == [
+        "http.request_rate_per_minute",
+        "http.error_rate",
+        "http.p95_latency_ms",
+        "providers.unavailable_providers",
+    ]
+    assert stub.asked == [(line.promql, AT - SPAN_SECONDS, AT, STEP_SECONDS) for line in lines]
+    assert stub.asked[1][0] == promql(catalog, "http.error_rate")
+
+
+async def test_a_missing_step_stays_a_gap_and_no_data_says_so(catalog: Catalog) -> None:
+    rate = promql(catalog, "http.request_rate_per_minute")
+    points = ((AT - 120, 40.0), (AT - 60, math.nan), (AT, 38.5))
+    stub = RangeStub(answers={rate: (RangeSeries({}, points),)})
+    lines = await Sparklines(catalog, stub, retry_after=15).get(AT, "5m")
+    assert lines[0].points == ((AT - 120, 40.0), (AT, 38.5))
+    assert lines[0].reason is None
+    assert lines[1].points == ()
+    assert lines[1].reason == "no data in the last hour"
+
+
+async def test_several_series_are_not_summed_here(catalog: Catalog) -> None:
+    rate = promql(catalog, "http.request_rate_per_minute")
+    two = (RangeSeries({"a": "1"}, ((AT, 1.0),)), RangeSeries({"a": "2"}, ((AT, 2.0),)))
+    lines = await Sparklines(catalog, RangeStub(answers={rate: two}), retry_after=15).get(AT, "5m")
+    assert (lines[0].points, lines[0].reason) == ((), "2 series where one was expected")
+
+
+async def test_views_of_one_instant_share_one_fetch(catalog: Catalog) -> None:
+    release = asyncio.Event()
+    stub = RangeStub(release=release)
+    sparklines = Sparklines(catalog, stub, retry_after=15)
+    views = [asyncio.create_task(sparklines.get(AT, "5m")) for _ in range(10)]
+    await asyncio.sleep(0.01)
+    release.set()
+    results = await asyncio.gather(*views)
+    await sparklines.get(AT, "5m")
+    assert len(stub.asked) == 4
+    assert all(result == results[0] for result in results)
+
+
+async def test_a_failed_fetch_is_kept_until_retry_after_then_asked_again(catalog: Catalog) -> None:
+    now = [100.0]
+    stub = RangeStub(failing=True)
+    sparklines = Sparklines(catalog, stub, retry_after=15, clock=lambda: now[0])
+    failed = await sparklines.get(AT, "5m")
+    assert failed[0].reason == "query failed: http://prom: cannot connect"
+    await sparklines.get(AT, "5m")
+    assert len(stub.asked) == 4
+    now[0] += 16
+    stub.failing = False
+    await sparklines.get(AT, "5m")
+    assert len(stub.asked) == 8
+
+
+async def test_beyond_its_concurrency_bound_a_view_gets_no_sparklines_and_no_query(
+    catalog: Catalog,
+) -> None:
+    release = asyncio.Event()
+    stub = RangeStub(release=release)
+    sparklines = Sparklines(catalog, stub, retry_after=15, max_concurrent=1)
+    first = asyncio.create_task(sparklines.get(AT, "5m"))
+    await asyncio.sleep(0.01)
+    other = await sparklines.get(AT - 60, "5m")
+    assert {line.reason for line in other} == {
+        "not drawn: other pages are being drawn right now; reload shortly"
+    }
+    assert len(stub.asked) == 4
+    release.set()
+    await first
+
+
+async def test_fields_missing_from_a_custom_catalog_have_no_sparkline(catalog: Catalog) -> None:
+    without_http = catalog.model_copy(
+        update={"domains": {k: v for k, v in catalog.domains.items() if k != "http"}}
+    )
+    lines = await Sparklines(without_http, RangeStub(), retry_after=15).get(AT, "5m")
+    assert [line.name for line in lines] == ["unavailable_providers"]

@@ -108,7 +108,7 @@ async def test_frozen_prometheus_bounds_every_refresh_and_never_slows_the_servic
     )
     assert refreshes - refreshes_before >= 3  # refreshes went on, one after another
     assert within_interval == refreshes  # and each ended within its interval
-    assert slowest_answer < 0.25
+    assert slowest_answer < 0.5  # milliseconds normally; generous for a loaded 2-core machine
     # Refreshes do not pile up: as many tasks late in the freeze as early in it.
     half = len(tasks) // 2
     assert max(tasks[half:]) <= max(tasks[:half])

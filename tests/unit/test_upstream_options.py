@@ -152,13 +152,13 @@ async def test_tls_upstream_is_verified_against_the_given_ca(
     assert (await body(await skipping.get("/summary")))["metrics"]["http"]["total_requests"] == 9
 
 
-async def test_secrets_never_appear_in_documents_metrics_or_logs(
+async def test_secrets_never_appear_in_documents_metrics_pages_or_logs(
     start_exporter: Any,
     fake_prometheus: FakePrometheus,
     catalog: Catalog,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    secrets = ["url-pass-SECRET-1", "header-SECRET-2", "endpoint-SECRET-3"]
+    secrets = ["url-pass-SECRET-1", "header-SECRET-2", "endpoint-SECRET-3", "token-SECRET-4"]
     host = fake_prometheus.url.removeprefix("http://")
     answer_every_field(fake_prometheus, catalog)
     with caplog.at_level(logging.DEBUG):
@@ -170,19 +170,25 @@ async def test_secrets_never_appear_in_documents_metrics_or_logs(
         )
         fake_prometheus.error = (400, "bad_data", "parse error")
         await service(client).refresher.refresh_once()
+        await started(start_exporter, fake_prometheus.url, bearer_token=secrets[3])
         headers = {"Authorization": f"Bearer {secrets[2]}"}
         outputs = [
             await (await client.get(path, headers=headers)).text()
             for path in (
                 "/summary",
-                "/summary?window=1h",
+                "/summary?window=1h&explain=1",
                 "/metrics",
                 "/prometheus/metrics/summary",
+                "/health",
+                "/",
+                "/openapi.json",
             )
         ]
         outputs.append(await (await client.get("/summary")).text())  # the 401 body
     outputs.append(caplog.text)
     assert "event=query_failed" in caplog.text
+    sent = {request["Authorization"] for request in fake_prometheus.requests}
+    assert f"Bearer {secrets[3]}" in sent  # the token did reach the upstream
     for secret in secrets:
         for output in outputs:
             assert secret not in output
@@ -197,3 +203,32 @@ async def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(
     assert fake_prometheus.requests[0]["Authorization"] == expected
     document = await body(await client.get("/summary"))
     assert document["upstream"]["url"] == fake_prometheus.url
+
+
+async def test_a_client_certificate_is_presented_when_the_upstream_requires_one(
+    start_exporter: Any, certificate: tuple[Path, Path], catalog: Catalog
+) -> None:
+    fake = FakePrometheus()
+    answer_every_field(fake, catalog, "4")
+    app = web.Application()
+    app.router.add_post("/api/v1/query", fake._query)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certificate[0]))
+    context.load_cert_chain(*certificate)
+    context.verify_mode = ssl.CERT_REQUIRED
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"https://127.0.0.1:{port}"
+        cert, key = certificate
+        with_cert = await started(
+            start_exporter, url, tls_ca_file=cert, tls_cert_file=cert, tls_key_file=key
+        )
+        document = await body(await with_cert.get("/summary"))
+        assert document["metrics"]["http"]["total_requests"] == 4
+        without = await started(start_exporter, url, tls_ca_file=cert)
+        assert (await body(await without.get("/summary")))["upstream"]["up"] is False
+    finally:
+        await runner.cleanup()

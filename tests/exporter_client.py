@@ -1,9 +1,12 @@
-"""Helpers for tests that talk to a running exporter app."""
+"""Helpers for tests that talk to a running exporter app, or run its command."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 from exporter.app import SERVICES
@@ -39,3 +42,17 @@ def distinct_queries(catalog: Catalog, window: str) -> set[str]:
     fields = {spec.render(window) for _, _, spec in catalog.fields()}
     checks = {c.answer_spec().render(window) for c in catalog.checks.values() if c.query}
     return fields | checks
+
+
+def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m exporter ARGS` as a user runs it, without this environment's EXPORTER_*."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

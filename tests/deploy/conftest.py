@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 # The session's real Prometheus loaded with the gateway dataset (tests/integration).
 from tests.integration.conftest import prometheus  # noqa: F401
+from tests.integration.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,14 +21,7 @@ INSTALL_HINTS = {
 
 def require_tool(name: str) -> str:
     """Absolute path of a command-line tool; skips the test (fails it on CI) when missing."""
-    found = shutil.which(name)
-    if found is not None:
-        return os.path.abspath(found)
-    message = f"{name} is not installed; {INSTALL_HINTS.get(name, 'install it')}"
-    # On CI a missing tool is a broken machine, which a skip would hide.
-    if os.environ.get("CI", "").lower() in {"true", "1"}:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    return require_binary(name, INSTALL_HINTS.get(name, "install it"))
 
 
 def run(*argv: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,48 +11,23 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from schemathesis.core.result import Ok
 
-from tests.integration.servers import PrometheusServer
+from tests.integration.servers import ExporterProcess, PrometheusServer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def exporter_url(prometheus: PrometheusServer) -> Iterator[str]:
-    """An exporter process (schemathesis calls it over real HTTP from its own client)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    environment |= {
-        "EXPORTER_HOST": "127.0.0.1",
-        "EXPORTER_PORT": str(port),
+def exporter_url(
+    prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An exporter process: schemathesis calls it over real HTTP from its own client."""
+    variables = {
         "EXPORTER_PROMETHEUS_URL": prometheus.url,
         "EXPORTER_REFRESH_INTERVAL": "2",
         "EXPORTER_ON_DEMAND_PER_MINUTE": "600",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "serve"],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"{url}/summary", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    with ExporterProcess.start(tmp_path_factory.mktemp("fuzzed"), variables) as exporter:
+        yield exporter.url
 
 
 def test_every_answer_matches_the_schema_and_none_is_a_5xx(exporter_url: str) -> None:

@@ -28,6 +28,7 @@ from prometheus_api_client import PrometheusConnect
 
 from exporter.catalog import Catalog, Kind
 from exporter.rules import WINDOW_LABEL, record_name
+from tests.exporter_client import run_command
 from tests.integration import dataset
 from tests.integration.servers import Sample, require_binary
 
@@ -36,19 +37,6 @@ pytestmark = pytest.mark.integration
 WINDOW = "5m"
 # Instants of the promtool test, in seconds after the dataset's START (promtool's time 0).
 INSTANTS = {"busy": dataset.BUSY_AT, "quiet": dataset.QUIET_AT}
-
-
-def generate_rules(*args: str) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it, without EXPORTER_* variables from this environment."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "rules", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +52,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result = generate_rules("--window", WINDOW)
+    result = run_command("rules", "--window", WINDOW)
     assert result.returncode == 0, result.stderr
     path = tmp_path_factory.mktemp("rules") / "summary.rules.yml"
     path.write_text(result.stdout)

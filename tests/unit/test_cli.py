@@ -21,20 +21,8 @@ import pytest
 from exporter import __version__
 from exporter.cli import configure_logging
 from tests.conftest import make_settings
+from tests.exporter_client import run_command
 from tests.fake_prometheus import FakePrometheus
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def free_port() -> int:
@@ -44,13 +32,13 @@ def free_port() -> int:
 
 
 def test_version_is_printed() -> None:
-    result = run("--version")
+    result = run_command("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"summary-exporter {__version__}"
 
 
 def test_an_invalid_setting_stops_before_listening_with_exit_2_naming_it() -> None:
-    result = run("serve", env={"EXPORTER_PORT": "not-a-port", "EXPORTER_WINDOW": "5x"})
+    result = run_command("serve", env={"EXPORTER_PORT": "not-a-port", "EXPORTER_WINDOW": "5x"})
     assert result.returncode == 2
     assert "EXPORTER_PORT" in result.stderr
     assert "EXPORTER_WINDOW" in result.stderr
@@ -63,7 +51,7 @@ def test_an_invalid_catalog_stops_with_exit_2_naming_the_file_and_field(tmp_path
         "        query: sum(rate(x[$windw]))\n        kind: integer\n"
         "        unit: count\n        help: h\n"
     )
-    result = run("serve", env={"EXPORTER_CATALOG": str(broken)})
+    result = run_command("serve", env={"EXPORTER_CATALOG": str(broken)})
     assert result.returncode == 2
     assert str(broken) in result.stderr
     assert "domains.http.fields.total" in result.stderr
@@ -148,7 +136,7 @@ async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(
 
 
 def test_serve_refuses_test_mode_in_production_with_exit_2_naming_testing() -> None:
-    result = run("serve", env={"APP_ENV": "production", "TESTING": "true"})
+    result = run_command("serve", env={"APP_ENV": "production", "TESTING": "true"})
     assert result.returncode == 2
     assert "TESTING='true'" in result.stderr
     assert "refusing to start" in result.stderr

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +9,7 @@ import yaml
 
 from exporter.catalog import Catalog, load_catalog
 from exporter.rules import recording_rules, render_rules, rule_expression
-
-
-def run_rules(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "rules", *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+from tests.exporter_client import run_command
 
 
 def rules_by_name(catalog: Catalog, window: str = "5m") -> dict[str, dict[str, object]]:
@@ -77,22 +62,24 @@ def test_rendered_text_is_the_yaml_of_the_rules_with_a_header(catalog: Catalog) 
 
 
 def test_the_command_prints_the_rules_of_the_built_in_catalog() -> None:
-    result = run_rules()
+    result = run_command(
+        "rules",
+    )
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout) == recording_rules(load_catalog(), "5m")
 
 
 def test_the_command_takes_the_window_from_the_environment_and_the_option_first() -> None:
-    from_env = run_rules(env={"EXPORTER_WINDOW": "1h"})
+    from_env = run_command("rules", env={"EXPORTER_WINDOW": "1h"})
     assert "[1h]" in from_env.stdout
-    option = run_rules("--window", "10m", env={"EXPORTER_WINDOW": "1h"})
+    option = run_command("rules", "--window", "10m", env={"EXPORTER_WINDOW": "1h"})
     assert "[10m]" in option.stdout
     assert "[1h]" not in option.stdout
 
 
 @pytest.mark.parametrize("window", ["5x", "0s", "m5"])
 def test_an_invalid_window_exits_2_naming_it(window: str) -> None:
-    result = run_rules("--window", window)
+    result = run_command("rules", "--window", window)
     assert result.returncode == 2
     assert "invalid window" in result.stderr
     assert result.stdout == ""
@@ -101,9 +88,9 @@ def test_an_invalid_window_exits_2_naming_it(window: str) -> None:
 def test_an_invalid_catalog_exits_2_naming_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "catalog.yaml"
     broken.write_text("domains: {}\n")
-    result = run_rules("--catalog", str(broken))
+    result = run_command("rules", "--catalog", str(broken))
     assert result.returncode == 2
     assert str(broken) in result.stderr
-    missing = run_rules(env={"EXPORTER_CATALOG": str(tmp_path / "missing.yaml")})
+    missing = run_command("rules", env={"EXPORTER_CATALOG": str(tmp_path / "missing.yaml")})
     assert missing.returncode == 2
     assert "missing.yaml" in missing.stderr

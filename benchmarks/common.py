@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from exporter.catalog import load_catalog
 from tests.integration.servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -319,6 +320,16 @@ def timed() -> Iterator[list[float]]:
         yield took
     finally:
         took.append(time.perf_counter() - started)
+
+
+def query_label(promql: str, window: str) -> str:
+    """The fields (domain.name) of the built-in catalog a PromQL serves, or its first words."""
+    names = [
+        f"{domain}.{name}"
+        for domain, name, spec in load_catalog(None).fields()
+        if spec.render(window) == promql
+    ]
+    return ", ".join(names) or "not a field: `" + " ".join(promql.split())[:60] + "...`"
 
 
 # Reports ------------------------------------------------------------------------------------

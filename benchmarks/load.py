@@ -18,7 +18,16 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.common import Exporter, Section, WrkResult, http_post, ratio, table, wrk
+from benchmarks.common import (
+    Exporter,
+    Section,
+    WrkResult,
+    http_post,
+    query_label,
+    ratio,
+    table,
+    wrk,
+)
 from exporter.catalog import load_catalog
 from tests.integration.servers import PrometheusServer
 
@@ -153,14 +162,6 @@ def value_of(url: str, promql: str, at: float) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def field_names(window: str) -> dict[str, list[str]]:
-    """The fields (domain.name) each distinct PromQL of the catalog serves."""
-    names: dict[str, list[str]] = {}
-    for domain, name, spec in load_catalog(None).fields():
-        names.setdefault(spec.render(window), []).append(f"{domain}.{name}")
-    return names
-
-
 def rate_section(
     phases: Sequence[Phase], interval: float, grafana: tuple[int, float, int] | None
 ) -> Section:
@@ -233,15 +234,15 @@ def rate_section(
 
 def samples_table(tiers: Mapping[int, Mapping[str, int]], window: str) -> str:
     """Samples per refresh per tier, with the heaviest queries named."""
-    names = field_names(window)
     largest = max(tiers)
     heaviest = sorted(tiers[largest], key=lambda q: -tiers[largest][q])[:5]
     rows: list[list[object]] = [
         ["**all, per refresh**", *(f"**{sum(t.values()):,}**" for t in tiers.values())]
     ]
     for promql in heaviest:
-        label = ", ".join(names.get(promql, ["check: " + " ".join(promql.split())[:50]]))
-        rows.append([label, *(f"{t.get(promql, 0):,}" for t in tiers.values())])
+        rows.append(
+            [query_label(promql, window), *(f"{t.get(promql, 0):,}" for t in tiers.values())]
+        )
     return table(["query", *(f"{series:,} series" for series in tiers)], rows)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from prometheus_api_client import PrometheusConnect
 
-from benchmarks.common import Section, median, ratio, table
+from benchmarks.common import Section, median, query_label, ratio, table
 from exporter.catalog import load_catalog
 from exporter.durations import format_duration
 from exporter.prometheus import QueryResult, Upstream
@@ -61,6 +61,7 @@ class Figures:
     """One tier: the refreshes of each configuration, the queries alone, the user's script."""
 
     series: int
+    window: str
     configs: list[Refreshes]
     queries: list[str] = field(default_factory=list)
     alone: dict[str, float] = field(default_factory=dict)
@@ -97,7 +98,9 @@ async def _measure(url: str, series: int, rounds: int) -> Figures:
         queries = list(timed.latencies)
         # The shipped default, and every distinct query in flight at once.
         figures = Figures(
-            series, [Refreshes(settings.max_concurrent_queries), Refreshes(len(queries))]
+            series,
+            format_duration(settings.window_ms),
+            [Refreshes(settings.max_concurrent_queries), Refreshes(len(queries))],
         )
         figures.queries = queries
         refreshers = [refresher(config.concurrency) for config in figures.configs]
@@ -189,6 +192,7 @@ def _reading(tiers: list[Figures]) -> str:
     lines = []
     for tier in tiers:
         shipped, all_at_once = tier.configs
+        slowest = max(tier.alone, key=lambda promql: tier.alone[promql])
         waves = -(-len(tier.queries) // shipped.concurrency)
         lines.append(
             f"- {tier.series:,} series: {len(tier.queries)} queries at most "
@@ -197,6 +201,7 @@ def _reading(tiers: list[Figures]) -> str:
             f", and the refresh takes {ratio(median(all_at_once.walls) / median(shipped.walls))} "
             f"the time. The queries alone add up to "
             f"{sum(tier.alone.values()) * 1000:.0f} ms: when that is close to the refresh, "
-            f"Prometheus' CPU, not waiting, bounds the refresh on this machine."
+            f"Prometheus' CPU, not waiting, bounds the refresh on this machine. Slowest "
+            f"alone: {query_label(slowest, tier.window)}, {tier.alone[slowest] * 1000:.0f} ms."
         )
     return "\n".join(["How to read it:", "", *lines])

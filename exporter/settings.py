@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     catalog: Path | None = None
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    max_concurrent_queries: int = Field(default=8, ge=1, le=256)
+    # Above the catalog's ~27 distinct queries, so a refresh is one wave, not several
+    # (measured in docs/benchmarks.md); Prometheus queues beyond its own limit anyway.
+    max_concurrent_queries: int = Field(default=32, ge=1, le=256)
     on_demand_cache_size: int = Field(default=64, ge=1, le=10_000)
     max_concurrent_on_demand: int = Field(default=4, ge=1, le=256)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

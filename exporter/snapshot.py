@@ -140,16 +140,17 @@ class Snapshot:
         `about` is encoded once with the rest: it must not change over a snapshot's life.
         """
         selection = None if domains is None else tuple(domains)
-        if any(f.stale for f in self.fields.values()):
-            # Stale fields carry their own ages, so this (rare) document is built every time.
-            return _dumps(self.document(now, selection, about))
         parts = self._encoded.get(selection)
         if parts is None:
+            if any(f.stale for f in self.fields.values()):
+                # Stale fields carry their own ages, so this (rare) document is built every time.
+                return _dumps(self.document(now, selection, about))
             document = self.document(now, selection, about) | {"age_seconds": _AGE_MARK}
             head, _, tail = _dumps(document).partition(_dumps(_AGE_MARK))
             parts = self._encoded[selection] = (head, tail)
         head, tail = parts
-        return head + repr(_age(now, self.data_instant)).encode() + tail
+        # Cached only without stale fields, whose data instant is then this attempt's own.
+        return head + repr(_age(now, self.instant)).encode() + tail
 
 
 _AGE_MARK = "\x00age\x00"

@@ -60,6 +60,16 @@ CHANGES = [
         "e5af5e4d08ae4ab69ee7302073ffadc502cafc6f",
         "390b0fd25873a70379b546b24b2a47f6d1f6300e",
     ),
+    (
+        "cached path: no parameter parsing, the process facts built once",
+        "d06c80af14741fde61acd863e1baec3aab8c92fb",
+        "3704b87faf91c1acf302e84f9c13be0fd9343304",
+    ),
+    (
+        "one body per millisecond of age, shared by the requests within it",
+        "3704b87faf91c1acf302e84f9c13be0fd9343304",
+        "2e50a8b12df0fc96292308a87b26aa17bb6ee241",
+    ),
 ]
 
 

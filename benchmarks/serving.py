@@ -235,10 +235,10 @@ def run(
                 start(UVLOOP, module="benchmarks.uvloop_serve")
             else:
                 skipped.append("uvloop is not installed")
-            for _, *pair in CHANGES:
-                for commit in pair:
-                    commits.append(commit_variant(commit))
-                    start(commits[-1], tree=checkout(commit, workdir / commit[:7]))
+            # A commit that ends one change and begins the next is measured once.
+            for commit in dict.fromkeys(c for _, *pair in CHANGES for c in pair):
+                commits.append(commit_variant(commit))
+                start(commits[-1], tree=checkout(commit, workdir / commit[:7]))
         steps = plan(quick, extra, commits)
         # The bare app serves exactly the bytes the exporter serves.
         status, body = http_get(servers[CURRENT].url + "/summary")

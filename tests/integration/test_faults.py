@@ -115,6 +115,6 @@ async def test_frozen_prometheus_bounds_every_refresh_and_never_slows_the_servic
     assert max(tasks) <= 60  # one refresh: a task per distinct query, and the server's own
     document = await body(await client.get("/summary"))
     assert document["stale"] is True
-    assert (
-        "refresh did not finish within 1s" in next(iter(document["stale_fields"].values()))["error"]
-    )
+    # Each query times out on its own (0.5 s), or the refresh's deadline (0.95 s) ends it.
+    error = next(iter(document["stale_fields"].values()))["error"]
+    assert "no answer within 0.5s" in error or "refresh did not finish within 1s" in error

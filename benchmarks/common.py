@@ -12,7 +12,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from exporter.catalog import load_catalog
-from tests.integration.servers import free_port
+from tests.integration.servers import free_port, terminate
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -34,7 +33,6 @@ HOST = "127.0.0.1"
 
 # Fine polling: start-up is measured with it, and a 50 ms step would be most of the figure.
 POLL_S = 0.005
-STOP_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 20.0
 # The first refresh at 100,000 series takes seconds on two shared cores.
 FRESH_TIMEOUT_S = 60.0
@@ -120,16 +118,7 @@ class Child:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers; idempotent."""
-        if self.process.poll() is not None:
-            return
-        # Popen signals its own child, and not once reaped, so never a recycled PID.
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT_S)
+        terminate(self.process)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

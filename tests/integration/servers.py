@@ -116,7 +116,7 @@ class _ServerProcess:
 
     def stop(self) -> None:
         """Terminates the server and waits for it, killing it if it lingers; idempotent."""
-        _terminate(self._process)
+        terminate(self._process)
 
     def kill(self) -> None:
         """Kills the server without letting it shut down cleanly, and waits for it."""
@@ -161,7 +161,7 @@ class _ServerProcess:
         )
         if ready and process.returncode is None:
             return process
-        _terminate(process)
+        terminate(process)
         problem = (
             f"exited with status {process.returncode}"
             if ready
@@ -322,7 +322,8 @@ def _send(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     process.send_signal(sig)
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (and SIGCONT, for a paused one), then SIGKILL if it lingers; idempotent."""
     if process.poll() is not None:
         return
     _send(process, signal.SIGTERM)

@@ -91,29 +91,10 @@ async def ask(
             return await client.query("up", AT)
 
 
-async def failure(
-    *,
-    status: int = 200,
-    body: bytes = b"",
-    exception: Exception | None = None,
-    callback: Callback | None = None,
-    base: str = BASE,
-    display_url: str = BASE,
-    query_timeout: float = 5.0,
-    max_response_bytes: int = 1 << 20,
-) -> UpstreamError:
-    """The UpstreamError of one query `up` at AT, answered by a mocked upstream as described."""
+async def failure(**answer: Any) -> UpstreamError:
+    """The UpstreamError of one query `up` at AT; `answer` as for `ask`."""
     with pytest.raises(UpstreamError) as caught:
-        await ask(
-            status=status,
-            body=body,
-            exception=exception,
-            callback=callback,
-            base=base,
-            display_url=display_url,
-            query_timeout=query_timeout,
-            max_response_bytes=max_response_bytes,
-        )
+        await ask(**answer)
     return caught.value
 
 

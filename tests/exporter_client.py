@@ -37,6 +37,25 @@ def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2")
         fake.answers[spec.render("5m")] = scalar_vector(value)
 
 
+def answer_fields(
+    fake: FakePrometheus, catalog: Catalog, values: dict[str, str], window: str = "5m"
+) -> None:
+    """Answers the fields given as {"domain.field": value}; every other query is empty."""
+    for key, value in values.items():
+        spec = catalog.field(key)
+        assert spec is not None, key
+        fake.answers[spec.render(window)] = scalar_vector(value)
+
+
+def answer_degraded(fake: FakePrometheus, catalog: Catalog) -> None:
+    """A 10 % error rate over 200 requests, with four providers all available."""
+    answer_fields(
+        fake,
+        catalog,
+        {"http.error_rate": "10", "http.total_requests": "200", "providers.total_providers": "4"},
+    )
+
+
 def distinct_queries(catalog: Catalog, window: str) -> set[str]:
     """The PromQL one evaluation asks: every field's, and every query check's."""
     fields = {spec.render(window) for _, _, spec in catalog.fields()}

@@ -13,25 +13,13 @@ import pytest
 
 from exporter.catalog import Catalog
 from exporter.check import Report, colour_enabled, from_exporter, render
-from tests.exporter_client import started
-from tests.fake_prometheus import FakePrometheus, scalar_vector
+from tests.exporter_client import answer_degraded, started
+from tests.fake_prometheus import FakePrometheus
 
 
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-def set_degraded(fake: FakePrometheus, catalog: Catalog, window: str = "5m") -> None:
-    """A 10 % error rate over four available providers, and 200 requests."""
-    for key, value in {
-        "http.error_rate": "10",
-        "http.total_requests": "200",
-        "providers.total_providers": "4",
-    }.items():
-        spec = catalog.field(key)
-        assert spec is not None
-        fake.answers[spec.render(window)] = scalar_vector(value)
 
 
 async def command(*args: str) -> tuple[int, str, str]:
@@ -105,7 +93,7 @@ def test_statuses_are_coloured_on_a_terminal() -> None:
 async def test_a_running_exporter_gives_its_summary_with_units_and_its_checks(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
-    set_degraded(fake_prometheus, catalog)
+    answer_degraded(fake_prometheus, catalog)
     client = await started(start_exporter, fake_prometheus.url)
     url = str(client.make_url("")).rstrip("/")
     result = await from_exporter(url, at=None, window=None, query_timeout=5)
@@ -119,7 +107,7 @@ async def test_a_running_exporter_gives_its_summary_with_units_and_its_checks(
 async def test_check_exits_1_when_degraded_and_prints_a_plain_table_when_piped(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
-    set_degraded(fake_prometheus, catalog)
+    answer_degraded(fake_prometheus, catalog)
     client = await started(start_exporter, fake_prometheus.url)
     status, stdout, _ = await command("--url", str(client.make_url("")))
     assert status == 1
@@ -146,7 +134,7 @@ async def test_check_exits_3_when_the_exporter_cannot_be_reached() -> None:
 async def test_check_asks_prometheus_directly_at_one_instant(
     fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
-    set_degraded(fake_prometheus, catalog)
+    answer_degraded(fake_prometheus, catalog)
     status, stdout, _ = await command(
         "--prometheus", fake_prometheus.url, "--time", "2026-01-01T00:30:00Z", "--json"
     )

@@ -7,29 +7,16 @@ from typing import Any
 
 from exporter.catalog import Catalog
 from exporter.environment import Environment
-from tests.exporter_client import body, started
+from tests.exporter_client import answer_degraded, answer_fields, body, started
 from tests.fake_prometheus import FakePrometheus, scalar_vector
 
 BUSY_AT = "1767227400"  # 2026-01-01T00:30:00Z
 
 
-def answer(fake: FakePrometheus, catalog: Catalog, window: str = "5m", **values: str) -> None:
-    """Answers the fields given as domain__field=value; every other query is empty."""
-    for key, value in values.items():
-        spec = catalog.field(key.replace("__", "."))
-        assert spec is not None, key
-        fake.answers[spec.render(window)] = scalar_vector(value)
-
-
-def degraded(fake: FakePrometheus, catalog: Catalog) -> None:
-    """A 10 % error rate, with four providers all available."""
-    answer(fake, catalog, http__error_rate="10", providers__total_providers="4")
-
-
 async def test_health_is_200_with_the_status_and_every_check_in_the_body(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
-    degraded(fake_prometheus, catalog)
+    answer_degraded(fake_prometheus, catalog)
     client = await started(start_exporter, fake_prometheus.url)
     response = await client.get("/health")
     assert response.status == 200
@@ -67,7 +54,7 @@ async def test_health_answers_before_the_first_refresh(
 async def test_health_at_a_past_instant_is_judged_as_of_that_instant(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
-    answer(fake_prometheus, catalog, providers__total_providers="4")
+    answer_fields(fake_prometheus, catalog, {"providers.total_providers": "4"})
     client = await started(start_exporter, fake_prometheus.url)
     document = await body(await client.get("/health", params={"time": BUSY_AT}))
     assert document["timestamp"] == "2026-01-01T00:30:00Z"
@@ -146,7 +133,7 @@ async def test_the_summary_and_the_gauges_report_version_and_environment(
 async def test_the_status_page_is_html_and_views_share_one_set_of_range_queries(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
-    degraded(fake_prometheus, catalog)
+    answer_degraded(fake_prometheus, catalog)
     client = await started(start_exporter, fake_prometheus.url)
     for _ in range(3):
         response = await client.get("/")

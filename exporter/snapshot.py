@@ -57,7 +57,7 @@ class Snapshot:
     # Answers of the catalog's query checks, by check name; never fields, never gauges.
     checks: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
     # Encoded documents by domain selection, split around the age: serving costs one join.
-    _encoded: dict[tuple[str, ...] | None, _Encoded] = dataclasses.field(
+    _encoded: dict[tuple[str, ...] | None, tuple[bytes, bytes]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -140,33 +140,17 @@ class Snapshot:
         `about` is encoded once with the rest: it must not change over a snapshot's life.
         """
         selection = None if domains is None else tuple(domains)
-        encoded = self._encoded.get(selection)
-        if encoded is None:
+        parts = self._encoded.get(selection)
+        if parts is None:
             if any(f.stale for f in self.fields.values()):
                 # Stale fields carry their own ages, so this (rare) document is built every time.
                 return _dumps(self.document(now, selection, about))
             document = self.document(now, selection, about) | {"age_seconds": _AGE_MARK}
             head, _, tail = _dumps(document).partition(_dumps(_AGE_MARK))
-            encoded = self._encoded[selection] = _Encoded(head, tail)
+            parts = self._encoded[selection] = (head, tail)
+        head, tail = parts
         # Cached only without stale fields, whose data instant is then this attempt's own.
-        return encoded.at_age(_age(now, self.instant))
-
-
-class _Encoded:
-    """A document's bytes around its age, and the last body made (the age has ms resolution,
-    so under load many requests in one millisecond share one body)."""
-
-    __slots__ = ("_age", "_body", "_head", "_tail")
-
-    def __init__(self, head: bytes, tail: bytes) -> None:
-        self._head, self._tail = head, tail
-        self._age = -1.0
-        self._body = b""
-
-    def at_age(self, age: float) -> bytes:
-        if age != self._age:
-            self._age, self._body = age, b"".join((self._head, repr(age).encode(), self._tail))
-        return self._body
+        return head + repr(_age(now, self.instant)).encode() + tail
 
 
 _AGE_MARK = "\x00age\x00"

@@ -66,7 +66,7 @@ CHANGES = [
         "3704b87faf91c1acf302e84f9c13be0fd9343304",
     ),
     (
-        "one body per millisecond of age, shared by the requests within it",
+        "one body per millisecond of age (no gain measured, so reverted)",
         "3704b87faf91c1acf302e84f9c13be0fd9343304",
         "2e50a8b12df0fc96292308a87b26aa17bb6ee241",
     ),

@@ -9,14 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporter.responses import Handler, json_response
 from exporter.settings import Settings
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 
@@ -79,9 +77,8 @@ def auth_middleware(guard: AccessGuard) -> Middleware:
         if request.path in OPEN_PATHS or request.method == "OPTIONS":
             return await handler(request)
         if not guard.allows(request.headers.get("Authorization", "")):
-            raise web.HTTPUnauthorized(
-                reason="credentials required", headers={"WWW-Authenticate": guard.challenge}
-            )
+            challenge = {"WWW-Authenticate": guard.challenge}
+            return json_response({"error": "credentials required"}, status=401, headers=challenge)
         return await handler(request)
 
     return require_auth

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,17 +20,16 @@ from exporter.catalog import Catalog
 from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryCollector
 from exporter.durations import format_duration, parse_duration
 from exporter.environment import Environment, about, read_environment
-from exporter.errors import Busy, InvalidRequest
+from exporter.errors import InvalidRequest
 from exporter.health import Health, Status, assess
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
 from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
+from exporter.responses import JSON, Handler, error_response, json_errors, json_response, no_route
 from exporter.settings import Settings, redact_url
 from exporter.snapshot import Snapshot, explain
 from exporter.sparklines import Sparklines
 from exporter.upstream import session_for, upstream_for
-
-log = logging.getLogger("exporter.app")
 
 SUMMARY_PARAMETERS = frozenset({"window", "time", "explain"})
 HEALTH_PARAMETERS = frozenset({"window", "time", "strict"})
@@ -40,7 +37,6 @@ PAGE_PARAMETERS = frozenset({"window", "time"})
 # How far ahead of this host's clock a requested instant may be (clock skew), in seconds.
 FUTURE_TOLERANCE = 5.0
 MAX_PARAMETER_LENGTH = 64
-_KEPT_ERROR_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
 
 
 @dataclass
@@ -50,7 +46,7 @@ class Services:
     refresher: Refresher
     on_demand: OnDemand
     registry: CollectorRegistry
-    metrics_handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    metrics_handler: Handler
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -61,38 +57,6 @@ ABOUT = web.AppKey("about", dict[str, Any])
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 ENVIRONMENT = web.AppKey("environment", Environment)
 SPARKLINES = web.AppKey("sparklines", Sparklines)
-
-
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    # allow_nan=False: the document must be strict JSON; NaN was turned into null with a reason.
-    body = json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
-    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
-
-
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every error answer is JSON `{"error": ...}`; a client's mistake is never a 500."""
-    try:
-        return await handler(request)
-    except InvalidRequest as error:
-        return json_response({"error": str(error)}, status=400)
-    except Busy as error:
-        retry = {"Retry-After": str(error.retry_after)}
-        return json_response({"error": str(error)}, status=429, headers=retry)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        headers = {k: v for k, v in error.headers.items() if k.lower() in _KEPT_ERROR_HEADERS}
-        return json_response({"error": error.reason}, status=error.status, headers=headers)
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("event=request_failed path=%s", request.path)
-        return json_response({"error": "internal error; see the exporter's log"}, status=500)
 
 
 def _single(request: web.Request, name: str) -> str | None:
@@ -170,13 +134,20 @@ async def _snapshot_for(
     return await services.on_demand.get(at, window)
 
 
-async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
-    facts = request.app[ABOUT]
+def _cached(request: web.Request, domains: list[str] | None) -> web.Response | None:
+    """The cached path, nearly every request: no parameter to read, nothing to build."""
     current = request.app[SERVICES].refresher.current
-    if not request.query_string and current is not None:
-        # The cached path, nearly every request: no parameter to read, nothing to build.
-        body = current.encode(time.time(), domains, facts)
-        return web.Response(body=body, content_type="application/json")
+    if current is None or request.query_string:
+        return None
+    body = current.encode(time.time(), domains, request.app[ABOUT])
+    return web.Response(body=body, content_type=JSON)
+
+
+async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
+    cached = _cached(request, domains)
+    if cached is not None:
+        return cached
+    facts = request.app[ABOUT]
     explained = _flag(request, "explain")
     snapshot = await _snapshot_for(request)
     if explained:
@@ -185,7 +156,7 @@ async def _summary(request: web.Request, domains: list[str] | None) -> web.Respo
         document["explain"] = explain(request.app[CATALOG], snapshot, domains)
         return json_response(document)
     body = snapshot.encode(time.time(), domains, facts)
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=body, content_type=JSON)
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -251,9 +222,17 @@ async def status_page(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    if request.query_string and "category" in request.query:
-        raise InvalidRequest("unknown parameters ['category']; use /summary/{domain}")
-    return await _summary(request, None)
+    # The one handler that answers its errors inline rather than through json_errors: it serves
+    # nearly every request, and the wrapper's coroutine is measurable there (docs/benchmarks.md).
+    try:
+        cached = _cached(request, None)
+        if cached is not None:
+            return cached
+        if "category" in request.query:
+            raise InvalidRequest("unknown parameters ['category']; use /summary/{domain}")
+        return await _summary(request, None)
+    except Exception as error:
+        return error_response(request, error)
 
 
 async def summary_domain(request: web.Request) -> web.Response:
@@ -331,10 +310,9 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 def create_app(
     settings: Settings, catalog: Catalog, environment: Environment | None = None
 ) -> web.Application:
-    # CORS outermost so that an allowed browser origin can read error answers too; auth
-    # inside json_errors so that a 401 is JSON like every other error.
-    middlewares = [*cors_middlewares(settings), json_errors, *auth_middlewares(settings)]
-    app = web.Application(middlewares=middlewares)
+    # CORS outermost so that an allowed browser origin can read error answers too. Neither is
+    # on by default, and then no middleware runs at all: handlers answer their own errors.
+    app = web.Application(middlewares=[*cors_middlewares(settings), *auth_middlewares(settings)])
     app[SETTINGS] = settings
     app[CATALOG] = catalog
     app[OPENAPI] = openapi_document(catalog)
@@ -342,12 +320,16 @@ def create_app(
     app[ABOUT] = about(app[ENVIRONMENT])
     app.cleanup_ctx.append(_upstream)
     app.router.add_get("/summary", summary)
-    app.router.add_get("/summary/{domain}", summary_domain)
-    app.router.add_get("/prometheus/metrics/summary", gateway_summary)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/health", health)
-    app.router.add_get("/", status_page)
+    for path, handler in (
+        ("/summary/{domain}", summary_domain),
+        ("/prometheus/metrics/summary", gateway_summary),
+        ("/metrics", metrics),
+        ("/healthz", healthz),
+        ("/readyz", readyz),
+        ("/openapi.json", openapi),
+        ("/health", health),
+        ("/", status_page),
+    ):
+        app.router.add_get(path, json_errors(handler))
+    app.router.add_route("*", "/{path:.*}", json_errors(no_route))
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from exporter.catalog import Catalog
 from tests.exporter_client import answer_every_field, body, distinct_queries, service, started
 from tests.fake_prometheus import FakePrometheus
@@ -238,3 +240,36 @@ async def test_last_good_values_stay_marked_stale_when_the_upstream_goes_down(
     metrics = await (await client.get("/metrics")).text()
     assert "summary_exporter_up 0.0\n" in metrics
     assert "summary_http_total_requests 7.0\n" in metrics
+
+
+async def test_each_refresh_replaces_the_document_served_at_both_summary_paths(
+    start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    answer_every_field(fake_prometheus, catalog, "7")
+    client = await started(start_exporter, fake_prometheus.url)
+    answer_every_field(fake_prometheus, catalog, "9")
+    await service(client).refresher.refresh_once()
+    for path in ("/summary", "/prometheus/metrics/summary"):
+        document = await body(await client.get(path))
+        assert document["metrics"]["http"]["total_requests"] == 9
+        assert document["stale"] is False
+
+
+async def test_an_unexpected_error_is_a_json_500_and_one_log_line(
+    start_exporter: Any,
+    fake_prometheus: FakePrometheus,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await started(start_exporter, fake_prometheus.url)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("exporter.app.assess", broken)
+    response = await client.get("/health")
+    assert response.status == 500
+    assert (await body(response)) == {"error": "internal error; see the exporter's log"}
+    failures = [r for r in caplog.records if "event=request_failed" in r.getMessage()]
+    assert [r.getMessage() for r in failures] == ["event=request_failed path=/health"]
+    assert failures[0].exc_info is not None

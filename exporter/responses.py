@@ -1,0 +1,76 @@
+"""JSON answers, errors included: every error is `{"error": ...}`, a client's mistake never a 500.
+
+Errors are turned into answers by the handlers themselves (`json_errors`), not by a
+middleware: an aiohttp middleware runs on every request, the cached /summary too, and costs
+that path two coroutines per request (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from exporter.errors import Busy, InvalidRequest
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = logging.getLogger("exporter.app")
+
+JSON = "application/json"
+_KEPT_ERROR_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    # allow_nan=False: the document must be strict JSON; NaN was turned into null with a reason.
+    body = json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status, headers=headers, content_type=JSON)
+
+
+def error_response(request: web.Request, error: Exception) -> web.Response:
+    """The JSON answer to an error a handler raised; re-raises what is not an error answer."""
+    if isinstance(error, InvalidRequest):
+        return json_response({"error": str(error)}, status=400)
+    if isinstance(error, Busy):
+        retry = {"Retry-After": str(error.retry_after)}
+        return json_response({"error": str(error)}, status=429, headers=retry)
+    if isinstance(error, web.HTTPException) and error.status >= 400:
+        headers = {k: v for k, v in error.headers.items() if k.lower() in _KEPT_ERROR_HEADERS}
+        return json_response({"error": error.reason}, status=error.status, headers=headers)
+    if isinstance(error, web.HTTPException | ConnectionResetError):
+        # A redirect is an answer, and a client that went away needs none.
+        raise error
+    log.exception("event=request_failed path=%s", request.path, exc_info=error)
+    return json_response({"error": "internal error; see the exporter's log"}, status=500)
+
+
+def json_errors(handler: Handler) -> Handler:
+    """`handler`, with the errors it raises answered in JSON."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Exception as error:
+            return error_response(request, error)
+
+    return answer
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """The last route, matching any path: 405 with Allow when another route has the path,
+    404 otherwise, both in JSON, as aiohttp's own plain-text answers would not be."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()

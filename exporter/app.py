@@ -24,10 +24,10 @@ from exporter.errors import InvalidRequest
 from exporter.health import Health, Status, assess
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
-from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
-from exporter.responses import JSON, Handler, error_response, json_errors, json_response, no_route
+from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
+from exporter.responses import JSON, Handler, json_errors, json_response, no_route
 from exporter.settings import Settings, redact_url
-from exporter.snapshot import Snapshot, explain
+from exporter.snapshot import EncodedDocument, Snapshot, explain
 from exporter.sparklines import Sparklines
 from exporter.upstream import session_for, upstream_for
 
@@ -49,11 +49,40 @@ class Services:
     metrics_handler: Handler
 
 
+class CachedSummary:
+    """The whole document of the latest background snapshot, encoded once: nearly every
+    request asks for it, with no parameter, and is answered from it with no other work."""
+
+    def __init__(self, about: dict[str, Any]) -> None:
+        self._about = about
+        self._document: EncodedDocument | None = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        # None while fields are stale: the general path then builds each answer.
+        self._document = snapshot.encoded(None, self._about)
+
+    def serving(self, general: Handler) -> Handler:
+        """A handler that answers from the cached document when it can, else with `general`.
+
+        The cached path is inline here, not behind json_errors or a middleware: each wrapper
+        is a coroutine per request, which the serving benchmark measures.
+        """
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            document = self._document
+            if document is None or request.query_string:
+                return await general(request)
+            return web.Response(body=document.at(time.time()), content_type=JSON)
+
+        return answer
+
+
 SETTINGS = web.AppKey("settings", Settings)
 CATALOG = web.AppKey("catalog", Catalog)
 SERVICES = web.AppKey("services", Services)
 # What every document says about this process, built once: it never changes while it runs.
 ABOUT = web.AppKey("about", dict[str, Any])
+CACHED_SUMMARY = web.AppKey("cached_summary", CachedSummary)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 ENVIRONMENT = web.AppKey("environment", Environment)
 SPARKLINES = web.AppKey("sparklines", Sparklines)
@@ -134,19 +163,7 @@ async def _snapshot_for(
     return await services.on_demand.get(at, window)
 
 
-def _cached(request: web.Request, domains: list[str] | None) -> web.Response | None:
-    """The cached path, nearly every request: no parameter to read, nothing to build."""
-    current = request.app[SERVICES].refresher.current
-    if current is None or request.query_string:
-        return None
-    body = current.encode(time.time(), domains, request.app[ABOUT])
-    return web.Response(body=body, content_type=JSON)
-
-
 async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
-    cached = _cached(request, domains)
-    if cached is not None:
-        return cached
     facts = request.app[ABOUT]
     explained = _flag(request, "explain")
     snapshot = await _snapshot_for(request)
@@ -222,17 +239,9 @@ async def status_page(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    # The one handler that answers its errors inline rather than through json_errors: it serves
-    # nearly every request, and the wrapper's coroutine is measurable there (docs/benchmarks.md).
-    try:
-        cached = _cached(request, None)
-        if cached is not None:
-            return cached
-        if "category" in request.query:
-            raise InvalidRequest("unknown parameters ['category']; use /summary/{domain}")
-        return await _summary(request, None)
-    except Exception as error:
-        return error_response(request, error)
+    if "category" in request.query:
+        raise InvalidRequest("unknown parameters ['category']; use /summary/{domain}")
+    return await _summary(request, None)
 
 
 async def summary_domain(request: web.Request) -> web.Response:
@@ -279,12 +288,18 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         evaluator = Evaluator(catalog, client, max_concurrency=settings.max_concurrent_queries)
         # An app-owned registry, never the global one: two apps in one process stay apart.
         registry = CollectorRegistry(auto_describe=False)
+        refresh_metrics, cached = RefreshMetrics(registry), app[CACHED_SUMMARY]
+
+        def on_refresh(outcome: RefreshOutcome) -> None:
+            cached.publish(outcome.snapshot)
+            refresh_metrics.observe(outcome)
+
         refresher = Refresher(
             evaluator,
             window=format_duration(settings.window_ms),
             interval=settings.refresh_interval,
             max_staleness=settings.effective_max_staleness,
-            on_refresh=RefreshMetrics(registry).observe,
+            on_refresh=on_refresh,
         )
         registry.register(SummaryCollector(catalog, refresher))
         registry.register(EnvironmentCollector(app[ENVIRONMENT]))
@@ -318,11 +333,13 @@ def create_app(
     app[OPENAPI] = openapi_document(catalog)
     app[ENVIRONMENT] = environment or read_environment()
     app[ABOUT] = about(app[ENVIRONMENT])
+    cached = app[CACHED_SUMMARY] = CachedSummary(app[ABOUT])
     app.cleanup_ctx.append(_upstream)
-    app.router.add_get("/summary", summary)
+    # The whole document, at its own path and at the gateway's original one.
+    app.router.add_get("/summary", cached.serving(json_errors(summary)))
+    app.router.add_get("/prometheus/metrics/summary", cached.serving(json_errors(gateway_summary)))
     for path, handler in (
         ("/summary/{domain}", summary_domain),
-        ("/prometheus/metrics/summary", gateway_summary),
         ("/metrics", metrics),
         ("/healthz", healthz),
         ("/readyz", readyz),

@@ -56,8 +56,8 @@ class Snapshot:
     answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Answers of the catalog's query checks, by check name; never fields, never gauges.
     checks: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
-    # Encoded documents by domain selection, split around the age: serving costs one join.
-    _encoded: dict[tuple[str, ...] | None, tuple[bytes, bytes]] = dataclasses.field(
+    # Encoded documents by domain selection, around the age: serving costs a clock read.
+    _encoded: dict[tuple[str, ...] | None, EncodedDocument] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -135,25 +135,58 @@ class Snapshot:
         domains: Iterable[str] | None = None,
         about: Mapping[str, Any] | None = None,
     ) -> bytes:
-        """The document as strict JSON bytes; only the age is computed per call when fresh.
+        """The document as strict JSON bytes."""
+        encoded = self.encoded(domains, about)
+        if encoded is None:
+            return _dumps(self.document(now, domains, about))
+        return encoded.at(now)
 
-        `about` is encoded once with the rest: it must not change over a snapshot's life.
+    def encoded(
+        self, domains: Iterable[str] | None = None, about: Mapping[str, Any] | None = None
+    ) -> EncodedDocument | None:
+        """The document encoded once, for every request until the next snapshot; None when
+        stale fields carry their own ages, so that each answer is built when asked.
+
+        `about` is encoded with the rest: it must not change over a snapshot's life.
         """
         selection = None if domains is None else tuple(domains)
-        parts = self._encoded.get(selection)
-        if parts is None:
+        encoded = self._encoded.get(selection)
+        if encoded is None:
             if any(f.stale for f in self.fields.values()):
-                # Stale fields carry their own ages, so this (rare) document is built every time.
-                return _dumps(self.document(now, selection, about))
-            document = self.document(now, selection, about) | {"age_seconds": _AGE_MARK}
-            head, _, tail = _dumps(document).partition(_dumps(_AGE_MARK))
-            parts = self._encoded[selection] = (head, tail)
-        head, tail = parts
-        # Cached only without stale fields, whose data instant is then this attempt's own.
-        return head + repr(_age(now, self.instant)).encode() + tail
+                return None
+            document = self.document(self.instant, selection, about)
+            head, _, tail = _dumps(document | {"age_seconds": _AGE_MARK}).partition(
+                _dumps(_AGE_MARK)
+            )
+            # Without stale fields, the data instant is this attempt's own.
+            encoded = self._encoded[selection] = EncodedDocument(head, tail, self.instant)
+        return encoded
 
 
 _AGE_MARK = "\x00age\x00"
+# Within this distance of a body's age, an age still rounds to the same millisecond: half of
+# one, less room for the float error of epoch seconds (under a microsecond).
+_SAME_AGE_S = 0.00049
+
+
+class EncodedDocument:
+    """A document's bytes around its age, and the last body made: the age has a resolution of
+    one millisecond, so the requests of one millisecond share one body, with no work each."""
+
+    __slots__ = ("_at", "_body", "_head", "_tail", "_valid_from", "_valid_until")
+
+    def __init__(self, head: bytes, tail: bytes, at: float) -> None:
+        self._head, self._tail, self._at = head, tail, at
+        self._body = b""
+        self._valid_from = self._valid_until = -math.inf
+
+    def at(self, now: float) -> bytes:
+        if not self._valid_from <= now < self._valid_until:
+            age = _age(now, self._at)
+            self._body = b"".join((self._head, repr(age).encode(), self._tail))
+            self._valid_from = self._at + age - _SAME_AGE_S
+            self._valid_until = self._at + age + _SAME_AGE_S
+        return self._body
 
 
 def _dumps(data: Any) -> bytes:

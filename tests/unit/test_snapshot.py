@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.catalog import Catalog, FieldSpec, Kind, Unit
 from exporter.errors import QueryRejected, UpstreamUnreachable
@@ -167,6 +169,39 @@ def test_encoded_bytes_are_the_document_with_the_age_of_the_moment() -> None:
         encoded = json.loads(snapshot.encode(now, domains))
         assert encoded == snapshot.document(now, domains)
     assert json.loads(snapshot.encode(AT + 7.25))["age_seconds"] == 7.25
+
+
+# Clock readings around the millisecond boundaries of the age, where a shared body ends.
+_NEAR_A_MILLISECOND = st.builds(
+    lambda ms, offset: ms / 1000 + offset,
+    st.integers(min_value=-2, max_value=5000),
+    st.floats(min_value=-0.0006, max_value=0.0006),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NEAR_A_MILLISECOND, min_size=1, max_size=40))
+def test_requests_sharing_a_body_get_exactly_the_age_of_their_moment(offsets: list[float]) -> None:
+    # Bodies are reused within a millisecond of age: in any order of clock readings, each
+    # answer must equal the document built for its own moment, age rounded to the ms.
+    snapshot = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    for offset in sorted(offsets) + offsets:
+        now = AT + offset
+        assert json.loads(snapshot.encode(now)) == snapshot.document(now)
+        assert json.loads(snapshot.encode(now))["age_seconds"] == round(max(0.0, offset), 3)
+
+
+def test_the_whole_document_is_encoded_once_per_snapshot() -> None:
+    snapshot = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    assert snapshot.encoded() is snapshot.encoded()
+    assert snapshot.encoded(("http",)) is not snapshot.encoded()
+
+
+def test_a_stale_snapshot_has_no_shared_encoding() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    before = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    now = _snapshot(AT + 30, {("http", "x"): FieldValue(None, AT + 30, "failed", error=error)})
+    assert carry_over(before, now, max_staleness=150).encoded() is None
 
 
 def test_a_stale_snapshot_encodes_each_field_age_at_the_moment() -> None:

@@ -36,5 +36,4 @@ echo "== ruff"
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-# With CI=true a missing server fails its tests instead of skipping them.
 .venv/bin/pytest --cov=exporter --cov-report=term "$@"

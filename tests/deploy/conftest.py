@@ -20,7 +20,7 @@ INSTALL_HINTS = {
 
 
 def require_tool(name: str) -> str:
-    """Absolute path of a command-line tool; skips the test (fails it on CI) when missing."""
+    """Absolute path of a command-line tool; fails the test when missing."""
     return require_binary(name, INSTALL_HINTS.get(name, "install it"))
 
 

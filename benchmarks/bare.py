@@ -1,6 +1,6 @@
 """A bare aiohttp app serving fixed bytes at /summary: the ceiling the exporter is held to.
 
-Usage: python -m benchmarks.bare PORT BODY_FILE
+Usage: python -m benchmarks.bare PORT BODY_FILE BACKLOG
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ def create_app(body: bytes) -> web.Application:
 
 
 def main(argv: list[str]) -> int:
-    port, body_file = int(argv[0]), Path(argv[1])
-    # No access log, as the exporter runs (cli.serve passes access_log=None too).
+    port, body_file, backlog = int(argv[0]), Path(argv[1]), int(argv[2])
+    # No access log and the same listen backlog, as the exporter runs (see cli.serve).
     web.run_app(
-        create_app(body_file.read_bytes()), host=HOST, port=port, access_log=None, print=None
+        create_app(body_file.read_bytes()),
+        host=HOST,
+        port=port,
+        backlog=backlog,
+        access_log=None,
+        print=None,
     )
     return 0
 

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,11 +240,18 @@ class WrkResult:
     requests_per_s: float
     p99_ms: float
     requests: int
-    # Socket errors (connect, read, write, timeout) and answers other than 2xx/3xx.
-    errors: int
+    # By kind: wrk's socket errors (connect, read, write, timeout) and non-2xx answers. A
+    # timeout and a refused connection call for different fixes, so the kinds stay apart.
+    errors: Counter[str]
     # CPU the server spent per request: unlike throughput, neighbours on the machine do not
     # change it, so it is the figure that tells a real change from noise.
     cpu_us_per_request: float = math.nan
+
+
+def describe_errors(errors: Counter[str]) -> str:
+    """`0`, or each kind that happened with its count: `timeout 25, read 2`."""
+    kinds = [f"{kind} {count}" for kind, count in sorted(errors.items()) if count]
+    return ", ".join(kinds) or "0"
 
 
 _WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -274,12 +282,17 @@ def wrk(url: str, connections: int, seconds: float, *, server_pid: int | None = 
     total = re.search(r"(\d+) requests in", out)
     if done.returncode != 0 or rate is None or p99 is None or total is None:
         raise BenchError(f"wrk failed ({done.returncode}): {out}{done.stderr}")
+    errors: Counter[str] = Counter()
     socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+        r"Socket errors: connect (?P<connect>\d+), read (?P<read>\d+), "
+        r"write (?P<write>\d+), timeout (?P<timeout>\d+)",
+        out,
     )
+    if socket_errors:
+        errors.update({kind: int(n) for kind, n in socket_errors.groupdict().items()})
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-    errors += int(non_2xx.group(1)) if non_2xx else 0
+    if non_2xx:
+        errors["non-2xx"] = int(non_2xx.group(1))
     requests = int(total.group(1))
     return WrkResult(
         requests_per_s=float(rate.group(1)),

@@ -11,7 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import Exporter, Section, WrkResult, median, ratio, table, wait_until, wrk
+from benchmarks.common import (
+    Exporter,
+    Section,
+    WrkResult,
+    describe_errors,
+    median,
+    ratio,
+    table,
+    wait_until,
+    wrk,
+)
 
 LIMIT_MIB = 80.0
 # Flat: the largest tier's RSS within 10 % of the smallest's.
@@ -145,6 +155,9 @@ def section(starts: Sequence[Start], load: UnderLoad, tiers: Sequence[TierMemory
         growth <= FLAT,
     )
     result.check(
-        "errors under load (1,000 connections)", str(load.run.errors), "0", load.run.errors == 0
+        "errors under load (1,000 connections)",
+        describe_errors(load.run.errors),
+        "0",
+        sum(load.run.errors.values()) == 0,
     )
     return result

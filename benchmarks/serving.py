@@ -23,6 +23,7 @@ import subprocess
 import tarfile
 import time
 import timeit
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from benchmarks.common import (
     Exporter,
     Section,
     WrkResult,
+    describe_errors,
     http_get,
     median,
     ratio,
@@ -47,6 +49,7 @@ from benchmarks.common import (
     wrk,
 )
 from exporter.catalog import load_catalog
+from exporter.cli import LISTEN_BACKLOG
 from exporter.prometheus import PrometheusClient
 from exporter.snapshot import Snapshot, evaluate
 from tests.integration.servers import free_port
@@ -117,7 +120,7 @@ def combined(results: Sequence[WrkResult]) -> WrkResult:
         requests_per_s=statistics.fmean(r.requests_per_s for r in results),
         p99_ms=statistics.fmean(r.p99_ms for r in results),
         requests=sum(r.requests for r in results),
-        errors=sum(r.errors for r in results),
+        errors=sum((r.errors for r in results), Counter()),
         cpu_us_per_request=statistics.fmean(r.cpu_us_per_request for r in results),
     )
 
@@ -163,7 +166,7 @@ def _start_bare(body: bytes, workdir: Path) -> Child:
     body_file.write_bytes(body)
     port = free_port()
     child = Child(
-        [PYTHON, "-m", "benchmarks.bare", str(port), str(body_file)],
+        [PYTHON, "-m", "benchmarks.bare", str(port), str(body_file), str(LISTEN_BACKLOG)],
         workdir / "bare.log",
         cwd=REPO,
         url=f"http://{HOST}:{port}",
@@ -325,7 +328,8 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
     section.add(
         f"wrk -t1 --latency, {steps.rounds} rounds of {steps.seconds:g} s per variant and "
         f"connection count, variants alternating (a different one first each round); the "
-        f"body is {results.body_bytes} bytes. The bare app and the working tree each run as "
+        f"body is {results.body_bytes} bytes. The bare app listens with the exporter's "
+        f"backlog ({LISTEN_BACKLOG}). The bare app and the working tree each run as "
         f"{INSTANCES[CURRENT]} processes, measured in turn within a round and averaged: two "
         f"starts of the same code differ by a few per cent. The server measured has a core "
         f"of its own; wrk, the idle servers and this script share the other. Ratios are "
@@ -341,7 +345,7 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
         for name in variants:
             runs = results.runs[(connections, name)]
             speed, slow, lean = results.versus_bare(connections, name)
-            errors = sum(r.errors for r in runs)
+            errors = sum((r.errors for r in runs), Counter())
             rows.append(
                 [
                     connections,
@@ -352,7 +356,7 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
                     ratio(slow),
                     f"{results.cpu_us(connections, name):.1f}",
                     ratio(lean),
-                    errors,
+                    describe_errors(errors),
                 ]
             )
             if name != CURRENT:
@@ -368,7 +372,9 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
                 slow <= 1 / GOAL,
             )
             if connections >= 1000:
-                section.check(f"errors at {at}", str(errors), "0", errors == 0)
+                section.check(
+                    f"errors at {at}", describe_errors(errors), "0", sum(errors.values()) == 0
+                )
     section.add(
         table(
             [

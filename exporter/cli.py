@@ -21,6 +21,10 @@ from exporter.rules import render_rules
 from exporter.settings import Settings, load_settings
 
 EXIT_CONFIG = 2
+# A connection storm (every dashboard reloading at once) must not overflow the accept queue:
+# a client dropped there waits for TCP's one-second retransmit, then times out. The kernel
+# caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 
 class JsonFormatter(logging.Formatter):
@@ -84,6 +88,7 @@ def serve() -> int:
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_grace,
+        backlog=LISTEN_BACKLOG,
         access_log=None,
         print=None,
     )

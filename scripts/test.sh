@@ -16,6 +16,8 @@ command -v victoria-metrics >/dev/null || packages+=(victoria-metrics)
 command -v docker-compose >/dev/null || packages+=(docker-compose)
 # Headless Chromium renders the status page in tests/integration/test_status_page_browser.py.
 command -v chromium >/dev/null || packages+=(chromium)
+# ss reads the listen backlog in tests/unit/test_cli.py.
+command -v ss >/dev/null || packages+=(iproute2)
 if ((${#packages[@]})); then
   echo "== installing ${packages[*]} (Debian packages)"
   as_root apt-get update -qq

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from exporter import __version__
-from exporter.cli import configure_logging
+from exporter.cli import LISTEN_BACKLOG, configure_logging
 from tests.conftest import make_settings
 from tests.exporter_client import run_command
 from tests.fake_prometheus import FakePrometheus
@@ -58,8 +58,8 @@ def test_an_invalid_catalog_stops_with_exit_2_naming_the_file_and_field(tmp_path
     assert "windw" in result.stderr
 
 
-def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
-    port = free_port()
+def _serve(port: int) -> subprocess.Popen[str]:
+    """`summary-exporter serve` on `port`, against a closed upstream port (refreshes fail)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
     environment |= {
         "EXPORTER_HOST": "127.0.0.1",
@@ -67,34 +67,60 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
         "EXPORTER_PROMETHEUS_URL": "http://user:s3cret-pass@127.0.0.1:9",
         "EXPORTER_REFRESH_INTERVAL": "1",
     }
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "exporter", "serve"],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _healthz(port: int) -> object:
+    """The first /healthz answer within 5 s, or None."""
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                return json.loads(r.read())
+        except OSError:
+            time.sleep(0.05)
+    return None
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.communicate(timeout=5)
+
+
+def test_serve_answers_health_and_stops_cleanly_on_sigterm() -> None:
+    port = free_port()
+    process = _serve(port)
     try:
-        health = None
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    health = json.loads(r.read())
-                break
-            except OSError:
-                time.sleep(0.05)
-        assert health == {"status": "ok"}
+        assert _healthz(port) == {"status": "ok"}
         time.sleep(1.2)  # let a refresh or two fail against the closed port
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=5)
+        _stop(process)
     assert process.returncode == 0
     assert "event=start" in stderr
     assert "event=query_failed" in stderr
     assert "s3cret-pass" not in stderr
+
+
+def test_serve_queues_a_connection_storm_instead_of_dropping_it() -> None:
+    # For a listening socket, ss reports the accept queue's limit as Send-Q.
+    port = free_port()
+    process = _serve(port)
+    try:
+        assert _healthz(port) == {"status": "ok"}
+        listening = subprocess.run(
+            ["ss", "-ltnH", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    finally:
+        _stop(process)
+    assert int(listening[2]) == LISTEN_BACKLOG == 1024
 
 
 async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(

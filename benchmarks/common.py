@@ -246,6 +246,9 @@ class WrkResult:
     # CPU the server spent per request: unlike throughput, neighbours on the machine do not
     # change it, so it is the figure that tells a real change from noise.
     cpu_us_per_request: float = math.nan
+    # Connections the kernel dropped from a full accept queue during the run (machine-wide,
+    # but only the server under test opens new connections then).
+    listen_overflows: int = 0
 
 
 def describe_errors(errors: Counter[str]) -> str:
@@ -257,6 +260,17 @@ def describe_errors(errors: Counter[str]) -> str:
 _WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
+def listen_overflows() -> int:
+    """Connections dropped from full accept queues on this machine since boot."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    # Pairs of lines: `TcpExt: Name ...` then `TcpExt: value ...`.
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            counters = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(counters["ListenOverflows"])
+    raise BenchError("no TcpExt counters in /proc/net/netstat")
+
+
 def wrk(url: str, connections: int, seconds: float, *, server_pid: int | None = None) -> WrkResult:
     """One wrk run, with one thread so that the server keeps the other core.
 
@@ -264,6 +278,7 @@ def wrk(url: str, connections: int, seconds: float, *, server_pid: int | None = 
     """
     threads = 1
     cpu_before = cpu_seconds(server_pid) if server_pid is not None else math.nan
+    overflows_before = listen_overflows()
     argv = [
         require("wrk"),
         f"-t{threads}",
@@ -276,6 +291,7 @@ def wrk(url: str, connections: int, seconds: float, *, server_pid: int | None = 
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid is not None else math.nan
+    overflows = listen_overflows() - overflows_before
     out = done.stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
@@ -300,6 +316,7 @@ def wrk(url: str, connections: int, seconds: float, *, server_pid: int | None = 
         requests=requests,
         errors=errors,
         cpu_us_per_request=cpu / max(requests, 1) * 1e6,
+        listen_overflows=overflows,
     )
 
 

@@ -59,27 +59,45 @@ BARE = "bare aiohttp"
 CURRENT = "exporter (working tree)"
 UVLOOP = "working tree on uvloop"
 PATCHES = REPO / "benchmarks" / "patches"
-# Landed changes measured before and after, side by side: (what, commit before, commit after).
+
+
+@dataclass(frozen=True)
+class Change:
+    """A landed change, measured before and after side by side at `connections`."""
+
+    what: str
+    before: str
+    after: str
+    # 32 tells a per-request cost; 1,000 what a storm of new connections meets.
+    connections: int = 32
+
+
 CHANGES = [
-    (
+    Change(
         "serve bytes encoded once per snapshot (json.dumps per request before)",
         "e5af5e4d08ae4ab69ee7302073ffadc502cafc6f",
         "390b0fd25873a70379b546b24b2a47f6d1f6300e",
     ),
-    (
+    Change(
         "cached path: no parameter parsing, the process facts built once",
         "d06c80af14741fde61acd863e1baec3aab8c92fb",
         "3704b87faf91c1acf302e84f9c13be0fd9343304",
     ),
-    (
+    Change(
         "errors answered by the handlers, no middleware on the default path",
         "af31bf6fdfe3e4420f21262a75226f4cd6ab84b7",
         "d280723c6230c0d13d186a7843e111f8ce5e6c0a",
     ),
-    (
+    Change(
         "the document published at each refresh, one body per millisecond of age",
         "d280723c6230c0d13d186a7843e111f8ce5e6c0a",
         "7c8cdc77740ecbca8a747795d3b6289ccff93906",
+    ),
+    Change(
+        "listen backlog 1,024 (aiohttp's 128 before)",
+        "8b6415bd26999cd2c17b8e10942d8815ae53d937",
+        "57e91a05fa8b51aa830019c37a64d1f69a5fb7e9",
+        connections=1000,
     ),
 ]
 
@@ -100,12 +118,29 @@ class Plan:
     variants: dict[int, tuple[str, ...]]
 
 
-def plan(quick: bool, extra: Sequence[str], commits: Sequence[str]) -> Plan:
+def plan(quick: bool, extra: Sequence[str]) -> Plan:
     """The guard measures the working tree alone; the full run every variant, and the
-    commits (a per-request cost, told at 32 connections) once."""
+    commits of CHANGES at their own connection count."""
     if quick:
         return Plan(3, 3, {32: (BARE, CURRENT), 1000: (BARE, CURRENT)})
-    return Plan(4, 4, {32: (BARE, CURRENT, *extra, *commits), 1000: (BARE, CURRENT, *extra)})
+    counts = (32, 1000)
+    return Plan(
+        4,
+        4,
+        {connections: (BARE, CURRENT, *extra, *_commits_at(connections)) for connections in counts},
+    )
+
+
+def _commits_at(connections: int) -> list[str]:
+    # A commit that ends one change and begins the next is measured once.
+    return list(
+        dict.fromkeys(
+            commit_variant(commit)
+            for change in CHANGES
+            if change.connections == connections
+            for commit in (change.before, change.after)
+        )
+    )
 
 
 # The goal's two sides each run as this many processes, measured in turn and averaged: two
@@ -122,6 +157,7 @@ def combined(results: Sequence[WrkResult]) -> WrkResult:
         requests=sum(r.requests for r in results),
         errors=sum((r.errors for r in results), Counter()),
         cpu_us_per_request=statistics.fmean(r.cpu_us_per_request for r in results),
+        listen_overflows=sum(r.listen_overflows for r in results),
     )
 
 
@@ -230,6 +266,13 @@ class Results:
     def cpu_us(self, connections: int, name: str) -> float:
         return median([r.cpu_us_per_request for r in self.runs[(connections, name)]])
 
+    def errors(self, connections: int, name: str) -> str:
+        """Every round's errors, by kind."""
+        return describe_errors(sum((r.errors for r in self.runs[(connections, name)]), Counter()))
+
+    def overflows(self, connections: int, name: str) -> int:
+        return sum(r.listen_overflows for r in self.runs[(connections, name)])
+
 
 @contextlib.contextmanager
 def _cores() -> Iterator[tuple[int, int] | None]:
@@ -280,7 +323,6 @@ def run(
 
         start(CURRENT)
         extra: list[str] = []
-        commits: list[str] = []
         if not quick:
             for patch in sorted(PATCHES.glob("*.patch")):
                 tree = patched(patch, workdir / patch.stem)
@@ -297,11 +339,11 @@ def run(
                 start(UVLOOP, module="benchmarks.uvloop_serve")
             else:
                 skipped.append("uvloop is not installed")
-            # A commit that ends one change and begins the next is measured once.
-            for commit in dict.fromkeys(c for _, *pair in CHANGES for c in pair):
-                commits.append(commit_variant(commit))
-                start(commits[-1], tree=checkout(commit, workdir / commit[:7]))
-        steps = plan(quick, extra, commits)
+            for commit in dict.fromkeys(
+                c for change in CHANGES for c in (change.before, change.after)
+            ):
+                start(commit_variant(commit), tree=checkout(commit, workdir / commit[:7]))
+        steps = plan(quick, extra)
         # The bare app serves exactly the bytes the exporter serves.
         status, body = http_get(servers[CURRENT][0].url + "/summary")
         if status != 200:
@@ -357,6 +399,7 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
                     f"{results.cpu_us(connections, name):.1f}",
                     ratio(lean),
                     describe_errors(errors),
+                    results.overflows(connections, name),
                 ]
             )
             if name != CURRENT:
@@ -387,6 +430,7 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
                 "CPU µs/request",
                 "CPU vs bare",
                 "errors",
+                "listen overflows",
             ],
             rows,
         )
@@ -403,7 +447,8 @@ def _before_after(results: Results, costs: tuple[float, float] | None) -> str:
     """Each change's before and after, from the same rounds."""
     lines: list[str] = []
     pairs = [
-        (what, commit_variant(before), commit_variant(after)) for what, before, after in CHANGES
+        (change.what, commit_variant(change.before), commit_variant(change.after))
+        for change in CHANGES
     ]
     pairs += [
         ("proposed, not applied: " + patch.name, CURRENT, patch_variant(patch))
@@ -414,12 +459,16 @@ def _before_after(results: Results, costs: tuple[float, float] | None) -> str:
             if before not in variants or after not in variants:
                 continue
             was, now = results.cpu_us(connections, before), results.cpu_us(connections, after)
-            speed_was, _, lean_was = results.versus_bare(connections, before)
-            speed_now, _, lean_now = results.versus_bare(connections, after)
+            speed_was, slow_was, lean_was = results.versus_bare(connections, before)
+            speed_now, slow_now, lean_now = results.versus_bare(connections, after)
             lines.append(
                 f"- {what}, {connections} connections: CPU per request {was:.1f} → {now:.1f} µs "
                 f"({ratio(was / now)}); vs bare: CPU {ratio(lean_was)} → {ratio(lean_now)}, "
-                f"throughput {ratio(speed_was)} → {ratio(speed_now)}."
+                f"throughput {ratio(speed_was)} → {ratio(speed_now)}, p99 {ratio(slow_was)} → "
+                f"{ratio(slow_now)}; errors {results.errors(connections, before)} → "
+                f"{results.errors(connections, after)}; listen overflows "
+                f"{results.overflows(connections, before)} → "
+                f"{results.overflows(connections, after)}."
             )
     if costs is not None:
         before_us, after_us = costs

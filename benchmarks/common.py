@@ -385,8 +385,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def ratio(value: float) -> str:
-    return f"{value:.2f}\N{MULTIPLICATION SIGN}"
+def ratio(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}\N{MULTIPLICATION SIGN}"
 
 
 def verdict(passed: bool) -> str:

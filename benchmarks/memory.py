@@ -158,6 +158,6 @@ def section(starts: Sequence[Start], load: UnderLoad, tiers: Sequence[TierMemory
         "errors under load (1,000 connections)",
         describe_errors(load.run.errors),
         "0",
-        sum(load.run.errors.values()) == 0,
+        load.run.errors.total() == 0,
     )
     return result

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,12 +22,7 @@ from exporter.cli import LISTEN_BACKLOG, configure_logging
 from tests.conftest import make_settings
 from tests.exporter_client import run_command
 from tests.fake_prometheus import FakePrometheus
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.integration.servers import free_port
 
 
 def test_version_is_printed() -> None:

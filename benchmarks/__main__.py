@@ -11,6 +11,7 @@ import argparse
 import importlib.metadata
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import data, load, memory, refresh, serving
+from benchmarks import data, instructions, load, memory, refresh, serving
 from benchmarks.common import REPO, BenchError, Check, Section, require, table, verdict
 
 WINDOW = "5m"
@@ -69,6 +70,7 @@ def machine() -> list[list[object]]:
         ["uvloop", _version("uvloop")],
         ["Prometheus", _first_line([require("prometheus"), "--version"])],
         ["wrk", _first_line([require("wrk"), "-v"])],
+        ["valgrind", _first_line(["valgrind", "--version"]) if shutil.which("valgrind") else "-"],
         ["exporter", f"{head}" + (" with uncommitted changes in exporter/" if dirty else "")],
         ["load average at start (1, 5 min)", f"{load1:.2f}, {load5:.2f}"],
     ]
@@ -102,6 +104,8 @@ def run(quick: bool, trees: dict[str, Path], workdir: Path) -> list[Section]:
     try:
         url = small.prometheus.url
         sections.append(serving.run(url, workdir / "serving", quick=quick, trees=trees))
+        if not quick:
+            sections.append(instructions.run(url, workdir / "instructions"))
         phases = load.query_rate(
             small.prometheus,
             workdir / "load",
@@ -208,7 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in arguments.tree:
         name, _, path = item.partition("=")
         trees[name] = Path(path).resolve()
-    for binary in ("prometheus", "promtool", "wrk"):
+    # valgrind counts instructions per request (1b), in the full run only.
+    full_only = () if arguments.quick else ("valgrind", "callgrind_control")
+    for binary in ("prometheus", "promtool", "wrk", *full_only):
         require(binary)
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     facts = machine()

@@ -51,7 +51,7 @@ def require(binary: str) -> str:
     if found is None:
         raise BenchError(
             f"{binary} is not installed; install it with: "
-            "apt-get install -y --no-install-recommends prometheus wrk"
+            "apt-get install -y --no-install-recommends prometheus wrk valgrind"
         )
     return found
 
@@ -149,7 +149,11 @@ class Exporter(Child):
         module: str = "exporter",
         interval: float = 15.0,
         window: str = "5m",
+        launcher: Sequence[str] = (),
+        slowdown: float = 1.0,
     ) -> None:
+        """`launcher` runs the interpreter (valgrind, say); `slowdown` stretches the waits for
+        /healthz and the first fresh snapshot by as much as it slows the process."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
         env.update(
@@ -167,7 +171,7 @@ class Exporter(Child):
         )
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            [PYTHON, "-m", module, "serve"],
+            [*launcher, PYTHON, "-m", module, "serve"],
             workdir / f"{name}.log",
             env=env,
             cwd=tree,
@@ -175,8 +179,12 @@ class Exporter(Child):
         )
         self.name = name
         try:
-            self.healthy_after = self._time_until(self._healthy, START_TIMEOUT_S, "/healthz")
-            self.fresh_after = self._time_until(self.fresh, FRESH_TIMEOUT_S, "a fresh /summary")
+            self.healthy_after = self._time_until(
+                self._healthy, START_TIMEOUT_S * slowdown, "/healthz"
+            )
+            self.fresh_after = self._time_until(
+                self.fresh, FRESH_TIMEOUT_S * slowdown, "a fresh /summary"
+            )
         except BaseException:
             self.stop()
             raise

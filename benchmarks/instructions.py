@@ -3,8 +3,8 @@
 CPU time per request moves with whatever else runs on a shared machine, by more than some
 changes are worth; the instructions a server executes per request do not. Each server runs
 under valgrind's callgrind with counting off; counting is on only while wrk loads it. The
-counts are the server's user-space instructions (the kernel's share, the same for both, is not
-in them).
+counts are the server's user-space instructions: the kernel's work for its sockets is not in
+them.
 """
 
 from __future__ import annotations

@@ -136,6 +136,12 @@ class Child:
         self.stop()
 
 
+def file_label(variant: str) -> str:
+    """A variant's name as a file or directory name: `exporter (working tree)` ->
+    `exporter-working-tree`."""
+    return re.sub(r"[^\w.]+", "-", variant).strip("-")
+
+
 class Exporter(Child):
     """summary-exporter as a real process, timed from spawn to /healthz and to a fresh snapshot."""
 

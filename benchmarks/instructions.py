@@ -20,6 +20,7 @@ from benchmarks.common import (
     Child,
     Exporter,
     Section,
+    file_label,
     http_get,
     ratio,
     require,
@@ -91,21 +92,20 @@ def count(server: Child, out: Path) -> Count:
 def run(prometheus_url: str, workdir: Path) -> Section:
     """Counts the working tree, the commits of the changes marked `counted`, and the bare app
     serving the working tree's bytes; one server at a time, each stopped before the next."""
-    trees: dict[str, Path | str] = {CURRENT: REPO}
+    trees = {CURRENT: REPO}
     for change in CHANGES:
         if change.counted:
-            trees.update({commit_variant(c): c for c in (change.before, change.after)})
+            for commit in (change.before, change.after):
+                trees[commit_variant(commit)] = checkout(commit, workdir / "trees" / commit)
     counts: dict[str, Count] = {}
     body = b""
     for name, tree in trees.items():
-        label = name.replace(" ", "-").replace("/", "-").strip("()")
-        out = workdir / label
-        source = tree if isinstance(tree, Path) else checkout(tree, out / "tree")
+        out = workdir / file_label(name)
         with Exporter(
             prometheus_url,
             out,
-            name=label,
-            tree=source,
+            name=file_label(name),
+            tree=tree,
             interval=INTERVAL_S,
             launcher=_launcher(out),
             slowdown=SLOWDOWN,

@@ -40,6 +40,7 @@ from benchmarks.common import (
     Section,
     WrkResult,
     describe_errors,
+    file_label,
     http_get,
     median,
     ratio,
@@ -324,7 +325,7 @@ def run(
         servers: dict[str, list[Child]] = {}
 
         def start(name: str, tree: Path = REPO, module: str = "exporter") -> None:
-            label = name.replace(" ", "-").replace("/", "-")
+            label = file_label(name)
             servers[name] = [
                 stack.enter_context(
                     Exporter(prometheus_url, workdir, name=f"{label}-{n}", tree=tree, module=module)

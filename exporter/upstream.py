@@ -158,7 +158,7 @@ def settle_writer_layout() -> None:
     instances are made. A refresh makes ~27 writers before any of them writes, so the names
     set on writing came too late: from then on every writer, the server's one per answered
     request included, carried a dict of its own, which costs every answer CPU (measured in
-    docs/benchmarks.md, section 1). Later CPython versions do not fix the layout this way.
+    docs/benchmarks.md, sections 1 and 1b). Later CPython versions do not fix the layout so.
     """
     loop = asyncio.get_running_loop()
     writer = StreamWriter(BaseProtocol(loop), loop)

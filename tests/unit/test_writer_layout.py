@@ -6,6 +6,7 @@ instances of the class, so the test process's own history would decide the outco
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -50,8 +51,10 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2] == "session"))
 
 def _answer_layout(catalog: Catalog, first: str) -> str:
     queries = len(distinct_queries(catalog, "5m"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
     result = subprocess.run(
         [sys.executable, "-c", SCENARIO, str(queries), first],
+        env=environment,
         capture_output=True,
         text=True,
         timeout=60,

@@ -73,6 +73,15 @@ async def test_window_and_time_evaluate_on_demand_at_that_instant(
     assert all("[5m]" not in q for q in fake_prometheus.queries())
 
 
+async def test_a_percent_encoded_parameter_is_not_answered_from_the_cached_document(
+    start_exporter: Any, fake_prometheus: FakePrometheus
+) -> None:
+    client = await started(start_exporter, fake_prometheus.url)
+    document = await body(await client.get("/summary?%77indow=1h"))  # %77 is "w"
+    assert document["window"] == "1h"
+    assert document["source"] == "on_demand"
+
+
 async def test_rfc3339_time_is_the_same_instant_as_unix_seconds(
     start_exporter: Any, fake_prometheus: FakePrometheus
 ) -> None:

@@ -19,8 +19,8 @@ deploy-sync:
 		> deploy/prometheus/rules/summary-exporter.rules.yml
 
 # Benchmarks, not part of `make test`: every figure a ratio measured side by side in one run
-# (docs/benchmarks.md says how). `bench` writes docs/benchmarks.md in about 15 min;
-# `bench-quick` is the regression guard (under 2 min): non-zero exit when a ratio misses its
+# (docs/benchmarks.md says how). `bench` writes docs/benchmarks.md in about 17 min;
+# `bench-quick` is the regression guard (about 4 min): non-zero exit when a ratio misses its
 # goal. They need prometheus, promtool and wrk (apt-get install prometheus wrk), `bench`
 # valgrind too, and a venv with the package and its test extras (`make test` makes .venv).
 BENCH_PYTHON ?= .venv/bin/python

@@ -22,11 +22,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from exporter.catalog import load_catalog
-from tests.integration.servers import free_port, terminate
+from tests.integration.servers import ChildProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -56,18 +55,6 @@ def require(binary: str) -> str:
     return found
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = POLL_S) -> bool:
-    """Polls `condition` until it holds (True) or `timeout` seconds have passed (False)."""
-    deadline = time.monotonic() + timeout
-    for _ in range(math.ceil(timeout / interval) + 1):
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    return False
-
-
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """Status and body; (0, b"") when nothing answers."""
     try:
@@ -86,8 +73,9 @@ def http_post(url: str, form: bytes, timeout: float = 60.0) -> Any:
         return json.loads(response.read())
 
 
-class Child:
-    """A child process with its output in a log file; stop() ends it by its own PID."""
+class Child(ChildProcess):
+    """A child process of a benchmark, timed from its spawn, and where it serves HTTP, if it
+    does."""
 
     def __init__(
         self,
@@ -98,42 +86,9 @@ class Child:
         cwd: Path | None = None,
         url: str = "",
     ) -> None:
-        self.log = log
-        self.url = url  # where it serves HTTP, if it does
+        self.url = url
         self.started = time.perf_counter()
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=None if env is None else dict(env),
-                cwd=cwd,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        terminate(self.process)
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(argv, log, env=env, cwd=cwd)
 
 
 def file_label(variant: str) -> str:
@@ -196,7 +151,8 @@ class Exporter(Child):
             raise
 
     def _time_until(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
-        if not wait_until(lambda: not self.running() or condition(), timeout) or not self.running():
+        ended_or_met = wait_for(lambda: not self.running() or condition(), timeout, POLL_S)
+        if not ended_or_met or not self.running():
             raise BenchError(f"{self.name}: no {what} after {timeout} s:\n{self.log_tail()}")
         return time.perf_counter() - self.started
 

@@ -25,10 +25,10 @@ from benchmarks.common import (
     ratio,
     require,
     table,
-    wait_until,
     wrk,
 )
 from benchmarks.serving import BARE, CHANGES, CURRENT, checkout, commit_variant, start_bare
+from tests.integration.servers import wait_for
 
 CONNECTIONS = 32
 SECONDS = 10.0
@@ -82,7 +82,7 @@ def count(server: Child, out: Path) -> Count:
     loaded = wrk(server.url + "/summary", CONNECTIONS, SECONDS)
     _control("--instr=off", server.pid)
     _control("--dump", server.pid)
-    if not wait_until(lambda: _dumped(out, server.pid) is not None, 60):
+    if not wait_for(lambda: _dumped(out, server.pid) is not None, 60):
         raise BenchError(f"callgrind wrote no dump of {server.pid} in {out}")
     instructions = _dumped(out, server.pid)
     assert instructions is not None  # waited for just above

@@ -19,9 +19,9 @@ from benchmarks.common import (
     median,
     ratio,
     table,
-    wait_until,
     wrk,
 )
+from tests.integration.servers import wait_for
 
 LIMIT_MIB = 80.0
 # Flat: the largest tier's RSS within 10 % of the smallest's.
@@ -91,7 +91,7 @@ class TierMemory:
 def at_tier(url: str, workdir: Path, series: int, *, interval: float, refreshes: int) -> TierMemory:
     """The exporter on a tier's Prometheus after a few refreshes, as a real process."""
     with Exporter(url, workdir, name=f"exporter-{series}", interval=interval) as exporter:
-        wait_until(lambda: exporter.refreshes()[0] >= refreshes, interval * (refreshes + 2), 0.2)
+        wait_for(lambda: exporter.refreshes()[0] >= refreshes, interval * (refreshes + 2), 0.2)
         done, total = exporter.refreshes()
         nulls = len(exporter.summary()["nulls"])
         rss, hwm = exporter.memory_kib()

@@ -46,14 +46,13 @@ from benchmarks.common import (
     ratio,
     rotated,
     table,
-    wait_until,
     wrk,
 )
 from exporter.catalog import load_catalog
 from exporter.cli import LISTEN_BACKLOG
 from exporter.prometheus import PrometheusClient
 from exporter.snapshot import Snapshot, evaluate
-from tests.integration.servers import free_port
+from tests.integration.servers import free_port, wait_for
 
 GOAL = 0.95
 BARE = "bare aiohttp"
@@ -226,7 +225,7 @@ def start_bare(
     port = free_port()
     argv = [PYTHON, "-m", "benchmarks.bare", str(port), str(body_file), str(LISTEN_BACKLOG)]
     child = Child([*launcher, *argv], workdir / "bare.log", cwd=REPO, url=f"http://{HOST}:{port}")
-    if not wait_until(lambda: http_get(child.url + "/healthz", 1.0)[0] == 200, 20 * slowdown):
+    if not wait_for(lambda: http_get(child.url + "/healthz", 1.0)[0] == 200, 20 * slowdown):
         child.stop()
         raise BenchError(f"the bare app did not start:\n{child.log_tail()}")
     return child

@@ -91,48 +91,36 @@ def free_port() -> int:
         return port
 
 
-class _ServerProcess:
-    """A server child process: its start, readiness wait, signals and log."""
+class ChildProcess:
+    """A child process with its output appended to a log file; stopped by its own PID only."""
 
     def __init__(
         self,
         argv: Sequence[str],
-        port: int,
         log: Path,
-        ready_path: str,
+        *,
         env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self._argv = list(argv)
+        self.log = log
+        self.argv = list(argv)
         self._env = None if env is None else dict(env)  # None: this process's environment
-        self._log = log
-        self._ready_url = self.url + ready_path
+        self._cwd = cwd
         self._process = self._spawn()
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def stop(self) -> None:
-        """Terminates the server and waits for it, killing it if it lingers; idempotent."""
+        """Terminates the process and waits for it, killing it if it lingers; idempotent."""
         terminate(self._process)
 
-    def kill(self) -> None:
-        """Kills the server without letting it shut down cleanly, and waits for it."""
-        _send(self._process, signal.SIGKILL)
-        self._process.wait(timeout=_STOP_TIMEOUT_S)
-
-    def pause(self) -> None:
-        """Freezes the server: connections are accepted by the kernel but never answered."""
-        if self._process.poll() is not None:
-            raise ServerError(f"{self._argv[0]} (pid {self.pid}) is not running")
-        _send(self._process, signal.SIGSTOP)
-        # SIGSTOP lands asynchronously; a test asserting a timeout right after must not race it.
-        if not _wait_for(lambda: _all_threads_stopped(self.pid), _STOP_TIMEOUT_S):
-            raise ServerError(f"{self._argv[0]} (pid {self.pid}) did not stop on SIGSTOP")
-
-    def resume(self) -> None:
-        _send(self._process, signal.SIGCONT)
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def __enter__(self) -> Self:
         return self
@@ -146,16 +134,53 @@ class _ServerProcess:
         self.stop()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        # Appending keeps the log of a previous run of a restarted server.
-        with self._log.open("ab") as log:
-            process = subprocess.Popen(
-                self._argv,
+        # Appending keeps the log of a previous run of a restarted process.
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                self.argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self._env,
+                cwd=self._cwd,
             )
-        ready = _wait_for(
+
+
+class _ServerProcess(ChildProcess):
+    """A server child process: started once it answers its readiness path; signals."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        log: Path,
+        ready_path: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self._ready_url = self.url + ready_path
+        super().__init__(argv, log, env=env)
+
+    def kill(self) -> None:
+        """Kills the server without letting it shut down cleanly, and waits for it."""
+        _send(self._process, signal.SIGKILL)
+        self._process.wait(timeout=_STOP_TIMEOUT_S)
+
+    def pause(self) -> None:
+        """Freezes the server: connections are accepted by the kernel but never answered."""
+        if not self.running():
+            raise ServerError(f"{self.argv[0]} (pid {self.pid}) is not running")
+        _send(self._process, signal.SIGSTOP)
+        # SIGSTOP lands asynchronously; a test asserting a timeout right after must not race it.
+        if not wait_for(lambda: _all_threads_stopped(self.pid), _STOP_TIMEOUT_S):
+            raise ServerError(f"{self.argv[0]} (pid {self.pid}) did not stop on SIGSTOP")
+
+    def resume(self) -> None:
+        _send(self._process, signal.SIGCONT)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        process = super()._spawn()
+        ready = wait_for(
             lambda: process.poll() is not None or _responds(self._ready_url), _READY_TIMEOUT_S
         )
         if ready and process.returncode is None:
@@ -166,11 +191,7 @@ class _ServerProcess:
             if ready
             else f"was not ready at {self._ready_url} after {_READY_TIMEOUT_S} s"
         )
-        raise ServerError(f"{self._argv[0]} {problem}; end of {self._log}:\n{self._log_tail()}")
-
-    def _log_tail(self) -> str:
-        lines = self._log.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-_LOG_TAIL_LINES:])
+        raise ServerError(f"{self.argv[0]} {problem}; end of {self.log}:\n{self.log_tail()}")
 
 
 class PrometheusServer(_ServerProcess):
@@ -287,10 +308,10 @@ class VictoriaMetricsServer(_ServerProcess):
             visible = int(result[0]["value"][1]) if result else 0
             return visible == expected
 
-        if expected and not _wait_for(all_visible, _READY_TIMEOUT_S):
+        if expected and not wait_for(all_visible, _READY_TIMEOUT_S):
             raise ServerError(
                 f"VictoriaMetrics shows {visible} of {expected} imported samples after "
-                f"{_READY_TIMEOUT_S} s; end of {self._log}:\n{self._log_tail()}"
+                f"{_READY_TIMEOUT_S} s; end of {self.log}:\n{self.log_tail()}"
             )
 
 
@@ -313,7 +334,7 @@ class ExporterProcess(_ServerProcess):
         return cls(argv, port, workdir / "exporter.log", "/readyz", env | dict(variables))
 
     def log_text(self) -> str:
-        return self._log.read_text(errors="replace")
+        return self.log.read_text(errors="replace")
 
 
 def _send(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -347,15 +368,17 @@ def _all_threads_stopped(pid: int) -> bool:
     return all(state == "T" for state in states)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+def wait_for(
+    condition: Callable[[], bool], timeout: float, interval: float = _POLL_INTERVAL_S
+) -> bool:
     """Polls `condition` until it holds (True) or `timeout` seconds have passed (False)."""
     deadline = time.monotonic() + timeout
-    for _ in range(math.ceil(timeout / _POLL_INTERVAL_S)):
+    for _ in range(math.ceil(timeout / interval) + 1):
         if condition():
             return True
         if time.monotonic() >= deadline:
             break
-        time.sleep(_POLL_INTERVAL_S)
+        time.sleep(interval)
     return False
 
 

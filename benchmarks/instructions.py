@@ -82,11 +82,17 @@ def count(server: Child, out: Path) -> Count:
     loaded = wrk(server.url + "/summary", CONNECTIONS, SECONDS)
     _control("--instr=off", server.pid)
     _control("--dump", server.pid)
-    if not wait_for(lambda: _dumped(out, server.pid) is not None, 60):
+    totals: list[int] = []
+
+    def dumped() -> bool:
+        instructions = _dumped(out, server.pid)
+        if instructions is not None:
+            totals.append(instructions)
+        return instructions is not None
+
+    if not wait_for(dumped, 60):
         raise BenchError(f"callgrind wrote no dump of {server.pid} in {out}")
-    instructions = _dumped(out, server.pid)
-    assert instructions is not None  # waited for just above
-    return Count(loaded.requests, instructions)
+    return Count(loaded.requests, totals[0])
 
 
 def run(prometheus_url: str, workdir: Path) -> Section:

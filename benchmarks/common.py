@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import layout
 from exporter.catalog import load_catalog
 from tests.integration.servers import ChildProcess, free_port, wait_for
 
@@ -97,6 +98,13 @@ def file_label(variant: str) -> str:
     return re.sub(r"[^\w.]+", "-", variant).strip("-")
 
 
+def python_module(module: str, tag_shift: int | None = None) -> list[str]:
+    """The argv of `python -m module`, through benchmarks.layout when given a shift."""
+    if tag_shift is None:
+        return [PYTHON, "-m", module]
+    return layout.command(PYTHON, tag_shift, module)
+
+
 class Exporter(Child):
     """summary-exporter as a real process, timed from spawn to /healthz and to a fresh snapshot."""
 
@@ -112,9 +120,11 @@ class Exporter(Child):
         window: str = "5m",
         launcher: Sequence[str] = (),
         slowdown: float = 1.0,
+        tag_shift: int | None = None,
     ) -> None:
         """`launcher` runs the interpreter (valgrind, say); `slowdown` stretches the waits for
-        /healthz and the first fresh snapshot by as much as it slows the process."""
+        /healthz and the first fresh snapshot by as much as it slows the process; `tag_shift`
+        starts it through benchmarks.layout."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
         env.update(
@@ -132,7 +142,7 @@ class Exporter(Child):
         )
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            [*launcher, PYTHON, "-m", module, "serve"],
+            [*launcher, *python_module(module, tag_shift), "serve"],
             workdir / f"{name}.log",
             env=env,
             cwd=tree,
@@ -213,8 +223,8 @@ class WrkResult:
     # By kind: wrk's socket errors (connect, read, write, timeout) and non-2xx answers. A
     # timeout and a refused connection call for different fixes, so the kinds stay apart.
     errors: Counter[str]
-    # CPU the server spent per request: unlike throughput, neighbours on the machine do not
-    # change it, so it is the figure that tells a real change from noise.
+    # CPU the server spent per request: neighbours on the machine change it less than
+    # throughput (only through the caches they share), so it tells a real change from noise.
     cpu_us_per_request: float = math.nan
     # Connections the kernel dropped from a full accept queue during the run (machine-wide,
     # but only the server under test opens new connections then).

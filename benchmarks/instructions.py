@@ -137,7 +137,9 @@ def section(counts: dict[str, Count], body_bytes: int) -> Section:
         f"no refresh falls in the count. Callgrind runs a process many times slower: each "
         f"request then falls in a millisecond of its own and rebuilds the body's age, which "
         f"at full speed the requests of one millisecond share; the exporter's count is an "
-        f"upper bound by that much."
+        f"upper bound by that much. Each server starts as `python -m`, with the type version "
+        f"tags that gives it rather than benchmark 1's random shift, so that a count repeats "
+        f"from run to run; it includes the type-cache collisions of that one layout."
     )
     part.add(
         table(

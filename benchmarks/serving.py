@@ -2,23 +2,23 @@
 
 Every variant runs as its own process on the same Prometheus; wrk (one thread, so the server
 keeps the other core) measures them in turn, round after round, starting with a different one
-each round, and each figure is a ratio to the bare app of the same round. Besides the working
-tree: the commits before and after a change (CHANGES), the working tree with each proposed
-patch of benchmarks/patches/ that applies to it, and the working tree on uvloop when uvloop is
-installed.
+each round. Each process counts by its best round, and a variant by the mean over its
+processes, held against the bare app's. Besides the working tree: the commits before and after
+a change (CHANGES), the working tree with each proposed patch of benchmarks/patches/ that
+applies to it, and the working tree on uvloop when uvloop is installed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib.util
 import io
 import itertools
 import json
 import math
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -34,7 +34,6 @@ import aiohttp
 
 from benchmarks.common import (
     HOST,
-    PYTHON,
     REPO,
     BenchError,
     Child,
@@ -44,12 +43,13 @@ from benchmarks.common import (
     describe_errors,
     file_label,
     http_get,
-    median,
+    python_module,
     ratio,
     rotated,
     table,
     wrk,
 )
+from benchmarks.layout import TYPE_CACHE_ENTRIES
 from exporter.catalog import load_catalog
 from exporter.cli import LISTEN_BACKLOG
 from exporter.prometheus import PrometheusClient
@@ -170,18 +170,6 @@ def _commits(connections: int | None = None) -> list[str]:
 INSTANCES = {BARE: 5, CURRENT: 5}
 
 
-def combined(results: Sequence[WrkResult]) -> WrkResult:
-    """One round of a variant over its processes: means, and the errors of all."""
-    return WrkResult(
-        requests_per_s=statistics.fmean(r.requests_per_s for r in results),
-        p99_ms=statistics.fmean(r.p99_ms for r in results),
-        requests=sum(r.requests for r in results),
-        errors=sum((r.errors for r in results), Counter()),
-        cpu_us_per_request=statistics.fmean(r.cpu_us_per_request for r in results),
-        listen_overflows=sum(r.listen_overflows for r in results),
-    )
-
-
 def checkout(commit: str, into: Path) -> Path:
     """The exporter package of `commit`, extracted from git; no worktree, no repo change."""
     archive = subprocess.run(
@@ -218,14 +206,19 @@ def patched(patch: Path, into: Path) -> Path | None:
 
 
 def start_bare(
-    body: bytes, workdir: Path, launcher: Sequence[str] = (), slowdown: float = 1.0
+    body: bytes,
+    workdir: Path,
+    launcher: Sequence[str] = (),
+    slowdown: float = 1.0,
+    tag_shift: int | None = None,
 ) -> Child:
-    """The bare app serving `body`; `launcher` and `slowdown` as for Exporter."""
+    """The bare app serving `body`; `launcher`, `slowdown` and `tag_shift` as for Exporter."""
     workdir.mkdir(parents=True, exist_ok=True)
     body_file = workdir / "summary.json"
     body_file.write_bytes(body)
     port = free_port()
-    argv = [PYTHON, "-m", "benchmarks.bare", str(port), str(body_file), str(LISTEN_BACKLOG)]
+    arguments = [str(port), str(body_file), str(LISTEN_BACKLOG)]
+    argv = [*python_module("benchmarks.bare", tag_shift), *arguments]
     child = Child([*launcher, *argv], workdir / "bare.log", cwd=REPO, url=f"http://{HOST}:{port}")
     if not wait_for(lambda: http_get(child.url + "/healthz", 1.0)[0] == 200, 20 * slowdown):
         child.stop()
@@ -265,6 +258,25 @@ def encode_costs(prometheus_url: str) -> tuple[float, float]:
     return costs[0], costs[1]
 
 
+@dataclass(frozen=True)
+class Best:
+    """A variant's figures: for each of its processes, the best of its rounds; then the mean
+    over its processes. Neighbours on a shared machine only ever add time, so a process's best
+    round is the nearest to what it costs alone, and every variant has as many rounds."""
+
+    requests_per_s: list[float]
+    p99_ms: list[float]
+    cpu_us: list[float]
+
+    @staticmethod
+    def of(processes: Sequence[Sequence[WrkResult]]) -> Best:
+        return Best(
+            requests_per_s=[max(r.requests_per_s for r in runs) for runs in processes],
+            p99_ms=[min(r.p99_ms for r in runs) for runs in processes],
+            cpu_us=[min(r.cpu_us_per_request for r in runs) for runs in processes],
+        )
+
+
 @dataclass
 class Results:
     plan: Plan
@@ -273,47 +285,41 @@ class Results:
     body_bytes: int
     skipped: list[str]
 
-    @functools.cached_property
-    def runs(self) -> dict[tuple[int, str], list[WrkResult]]:
-        """Each round of each variant over its processes."""
-        return {key: [combined(each) for each in rounds] for key, rounds in self.rounds.items()}
+    def best(self, connections: int, name: str) -> Best:
+        return Best.of(list(zip(*self.rounds[(connections, name)], strict=True)))
 
     def versus_bare(self, connections: int, name: str) -> tuple[float, float, float]:
-        """Medians of per-round (throughput, p99, CPU per request) ratios to the bare app."""
-        pairs = list(
-            zip(self.runs[(connections, name)], self.runs[(connections, BARE)], strict=True)
-        )
+        """(throughput, p99, CPU per request) ratios to the bare app, of the Best figures."""
+        this, bare = self.best(connections, name), self.best(connections, BARE)
         return (
-            median([r.requests_per_s / b.requests_per_s for r, b in pairs]),
-            median([r.p99_ms / b.p99_ms for r, b in pairs]),
-            median([b.cpu_us_per_request / r.cpu_us_per_request for r, b in pairs]),
+            statistics.fmean(this.requests_per_s) / statistics.fmean(bare.requests_per_s),
+            statistics.fmean(this.p99_ms) / statistics.fmean(bare.p99_ms),
+            statistics.fmean(bare.cpu_us) / statistics.fmean(this.cpu_us),
         )
 
     def cpu_margin(self, connections: int, name: str) -> float | None:
         """Two standard errors of the CPU ratio to the bare app, from the spread between each
-        side's processes alone; None unless both sides ran as several processes."""
-        sides = [self._process_cpu_us(connections, variant) for variant in (name, BARE)]
-        if any(len(means) < 2 for means in sides):
+        side's processes; None unless both sides ran as several processes."""
+        sides = [self.best(connections, variant).cpu_us for variant in (name, BARE)]
+        if any(len(cpu_us) < 2 for cpu_us in sides):
             return None
         relative = math.sqrt(
             sum(statistics.variance(m) / len(m) / statistics.fmean(m) ** 2 for m in sides)
         )
         return 2 * self.versus_bare(connections, name)[2] * relative
 
-    def _process_cpu_us(self, connections: int, name: str) -> list[float]:
-        """Each process's mean CPU per request over the rounds."""
-        by_process = zip(*self.rounds[(connections, name)], strict=True)
-        return [statistics.fmean(r.cpu_us_per_request for r in runs) for runs in by_process]
-
     def cpu_us(self, connections: int, name: str) -> float:
-        return median([r.cpu_us_per_request for r in self.runs[(connections, name)]])
+        return statistics.fmean(self.best(connections, name).cpu_us)
+
+    def _all(self, connections: int, name: str) -> Iterator[WrkResult]:
+        return itertools.chain.from_iterable(self.rounds[(connections, name)])
 
     def errors(self, connections: int, name: str) -> Counter[str]:
         """Every round's errors, by kind."""
-        return sum((r.errors for r in self.runs[(connections, name)]), Counter())
+        return sum((r.errors for r in self._all(connections, name)), Counter())
 
     def overflows(self, connections: int, name: str) -> int:
-        return sum(r.listen_overflows for r in self.runs[(connections, name)])
+        return sum(r.listen_overflows for r in self._all(connections, name))
 
 
 @contextlib.contextmanager
@@ -330,6 +336,10 @@ def _cores() -> Iterator[tuple[int, int] | None]:
         yield first, second
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+def _random_tag_shift() -> int:
+    return random.randrange(TYPE_CACHE_ENTRIES)
 
 
 def _measure(
@@ -358,7 +368,14 @@ def run(
             label = file_label(name)
             servers[name] = [
                 stack.enter_context(
-                    Exporter(prometheus_url, workdir, name=f"{label}-{n}", tree=tree, module=module)
+                    Exporter(
+                        prometheus_url,
+                        workdir,
+                        name=f"{label}-{n}",
+                        tree=tree,
+                        module=module,
+                        tag_shift=_random_tag_shift(),
+                    )
                 )
                 for n in range(INSTANCES.get(name, 1))
             ]
@@ -389,7 +406,9 @@ def run(
         if status != 200:
             raise BenchError(f"/summary answered {status}")
         servers[BARE] = [
-            stack.enter_context(start_bare(body, workdir / f"bare-{n}"))
+            stack.enter_context(
+                start_bare(body, workdir / f"bare-{n}", tag_shift=_random_tag_shift())
+            )
             for n in range(INSTANCES[BARE])
         ]
         for server in itertools.chain(*servers.values()):  # warm-up: connections, lazy imports
@@ -411,25 +430,31 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
         f"wrk -t1 --latency, {steps.rounds} rounds of {steps.seconds:g} s per variant and "
         f"connection count, variants alternating (a different one first each round); the "
         f"body is {results.body_bytes} bytes. The bare app listens with the exporter's "
-        f"backlog ({LISTEN_BACKLOG}). The bare app and the working tree each run as "
-        f"{INSTANCES[CURRENT]} processes, measured in turn within a round and averaged: two "
-        f"starts of the same code differ by a few per cent. Every other variant is one "
-        f"process, and its ratios carry that spread. The server measured has a core "
-        f"of its own; wrk, the idle servers and this script share the other. Ratios are "
-        f"medians of per-round "
-        f"ratios to the bare app of the same round: throughput variant / bare (higher is "
-        f"better), p99 variant / bare (lower is better), and CPU bare / variant: the server's "
-        f"own CPU time per request, read from /proc, which neighbours on a shared machine "
-        f"change less than throughput, through the caches they share (higher is better; the "
-        f"throughput ratio the variant reaches on a core of its own). The working tree's CPU "
-        f"ratio is given ± two standard errors, from the spread between the processes of "
-        f"each side: counting that spread alone, a band that holds about 95 times in 100 the "
-        f"ratio many processes a side would give. Pass or fail is judged on the ratio itself."
+        f"backlog ({LISTEN_BACKLOG}). The server measured has a core of its own; wrk, the idle "
+        f"servers and this script share the other. Every server starts through "
+        f"benchmarks/layout.py, which shifts CPython's type version tags by a random count. "
+        f"The tags decide which attribute lookups share an entry of the interpreter's type "
+        f"cache, and two lookups of every request that share one make each other search their "
+        f"class's MRO on every request. Which lookups collide follows from how a process was "
+        f"started: unshifted, `python -m exporter serve` had one such pair and the same code "
+        f"started from a two-line module had none. Shifted at random, the bare app and the "
+        f"exporter draw their layouts alike. The bare app and the working tree each run as "
+        f"{INSTANCES[CURRENT]} processes; every other variant is one process, and its ratios "
+        f"carry the spread between layouts. Each figure is a process's best round (the "
+        f"highest req/s, the lowest p99, the lowest CPU per request: neighbours on a shared "
+        f"machine only ever add time), averaged over the variant's processes. Ratios are to "
+        f"the bare app's figures: throughput variant / bare (higher is better), p99 variant / "
+        f"bare (lower is better), and CPU bare / variant: the server's own CPU time per "
+        f"request, read from /proc (higher is better; the throughput ratio the variant reaches "
+        f"on a core of its own). The working tree's CPU ratio is given ± two standard errors, "
+        f"from the spread between the processes of each side: a band that holds about 95 "
+        f"times in 100 the ratio many processes a side would give. Pass or fail is judged on "
+        f"the ratio itself."
     )
     rows: list[list[object]] = []
     for connections, variants in steps.variants.items():
         for name in variants:
-            runs = results.runs[(connections, name)]
+            best = results.best(connections, name)
             speed, slow, lean = results.versus_bare(connections, name)
             margin = results.cpu_margin(connections, name) if name == CURRENT else None
             errors = results.errors(connections, name)
@@ -437,9 +462,9 @@ def _section(results: Results, costs: tuple[float, float] | None) -> Section:
                 [
                     connections,
                     name,
-                    f"{median([r.requests_per_s for r in runs]):,.0f}",
+                    f"{statistics.fmean(best.requests_per_s):,.0f}",
                     ratio(speed),
-                    f"{median([r.p99_ms for r in runs]):.2f}",
+                    f"{statistics.fmean(best.p99_ms):.2f}",
                     ratio(slow),
                     f"{results.cpu_us(connections, name):.1f}",
                     ratio(lean) + _plus_minus(margin, 2),

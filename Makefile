@@ -20,7 +20,7 @@ deploy-sync:
 
 # Benchmarks, not part of `make test`: every figure a ratio measured side by side in one run
 # (docs/benchmarks.md says how). `bench` writes docs/benchmarks.md in about 18 min;
-# `bench-quick` is the regression guard (about 4 min): non-zero exit when a ratio misses its
+# `bench-quick` is the regression guard (about 6 min): non-zero exit when a ratio misses its
 # goal. They need prometheus, promtool and wrk (apt-get install prometheus wrk), `bench`
 # valgrind too, and a venv with the package and its test extras (`make test` makes .venv).
 BENCH_PYTHON ?= .venv/bin/python

@@ -139,7 +139,7 @@ def plan(quick: bool, extra: Sequence[str]) -> Plan:
     """The guard measures the working tree alone; the full run every variant, and the
     commits of CHANGES at their own connection count."""
     if quick:
-        return Plan(3, 3, {32: (BARE, CURRENT), 1000: (BARE, CURRENT)})
+        return Plan(3, 5, {32: (BARE, CURRENT), 1000: (BARE, CURRENT)})
     return Plan(
         4,
         5,

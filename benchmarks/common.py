@@ -102,7 +102,7 @@ def python_module(module: str, tag_shift: int | None = None) -> list[str]:
     """The argv of `python -m module`, through benchmarks.layout when given a shift."""
     if tag_shift is None:
         return [PYTHON, "-m", module]
-    return layout.command(PYTHON, tag_shift, module)
+    return [PYTHON, "-m", layout.MODULE, str(tag_shift), module]
 
 
 class Exporter(Child):

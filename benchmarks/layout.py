@@ -36,11 +36,6 @@ def shift_version_tags(count: int) -> None:
         _ = Throwaway.value  # ...and the next lookup on it hands out a new one
 
 
-def command(python: str, shift: int, module: str) -> list[str]:
-    """The argv that runs `module` as `python -m module` would, after the shift."""
-    return [python, "-m", MODULE, str(shift), module]
-
-
 def main(argv: list[str]) -> None:
     shift, module, *arguments = argv
     print(f"type version tags shifted by {shift}", file=sys.stderr, flush=True)

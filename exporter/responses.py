@@ -8,7 +8,6 @@ that path two coroutines per request (docs/benchmarks.md).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.errors import Busy, InvalidRequest
+from exporter.strict_json import encode
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,9 +28,7 @@ _KEPT_ERROR_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    # allow_nan=False: the document must be strict JSON; NaN was turned into null with a reason.
-    body = json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
-    return web.Response(body=body, status=status, headers=headers, content_type=JSON)
+    return web.Response(body=encode(data), status=status, headers=headers, content_type=JSON)
 
 
 def error_response(request: web.Request, error: Exception) -> web.Response:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from exporter.catalog import Catalog, FieldSpec, Kind
 from exporter.errors import UpstreamError
 from exporter.prometheus import QueryResult, Upstream
+from exporter.strict_json import encode
 
 Value = int | float | list[str] | None
 FieldKey = tuple[str, str]
@@ -138,7 +138,7 @@ class Snapshot:
         """The document as strict JSON bytes."""
         encoded = self.encoded(domains, about)
         if encoded is None:
-            return _dumps(self.document(now, domains, about))
+            return encode(self.document(now, domains, about))
         return encoded.at(now)
 
     def encoded(
@@ -155,8 +155,8 @@ class Snapshot:
             if any(f.stale for f in self.fields.values()):
                 return None
             document = self.document(self.instant, selection, about)
-            head, _, tail = _dumps(document | {"age_seconds": _AGE_MARK}).partition(
-                _dumps(_AGE_MARK)
+            head, _, tail = encode(document | {"age_seconds": _AGE_MARK}).partition(
+                encode(_AGE_MARK)
             )
             # Without stale fields, the data instant is this attempt's own.
             encoded = self._encoded[selection] = EncodedDocument(head, tail, self.instant)
@@ -187,11 +187,6 @@ class EncodedDocument:
             self._valid_from = self._at + age - _SAME_AGE_S
             self._valid_until = self._at + age + _SAME_AGE_S
         return self._body
-
-
-def _dumps(data: Any) -> bytes:
-    # allow_nan=False: strict JSON; every NaN was already turned into null with a reason.
-    return json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
 
 
 def format_instant(at: float) -> str:

@@ -1,0 +1,47 @@
+"""The one JSON encoder: strict, compact, and without the float residue of Prometheus' math."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter.strict_json import dumps, encode
+
+
+def test_float_residue_is_written_as_the_number_it_stands_for() -> None:
+    assert dumps({"avg_response_time_ms": 1.0999999999999999}) == '{"avg_response_time_ms":1.1}'
+    assert dumps([0.7000000000000002, 0.1 + 0.2]) == "[0.7,0.3]"
+
+
+def test_integers_stay_integers_and_exact_floats_keep_their_point() -> None:
+    assert dumps({"total_requests": 54000, "ratio": 20.0, "big": 10**15}) == (
+        '{"total_requests":54000,"ratio":20.0,"big":1000000000000000}'
+    )
+
+
+def test_nested_values_and_tuples_are_rounded_too() -> None:
+    assert json.loads(encode({"a": [{"b": (2 / 3,)}], "flag": True, "none": None})) == {
+        "a": [{"b": [0.666666666667]}],
+        "flag": True,
+        "none": None,
+    }
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused(value: float) -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode({"value": value})
+
+
+def test_indented_text_is_for_people() -> None:
+    assert dumps({"a": 1.0999999999999999}, indent=2) == '{\n  "a": 1.1\n}'
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_finite_float_stays_within_1e_9_relative_of_its_value(value: float) -> None:
+    written = json.loads(dumps(value))
+    assert written == pytest.approx(value, rel=1e-9, abs=0)

@@ -1,7 +1,7 @@
 """Keeps the summary prepared: a background refresh loop, and bounded on-demand evaluations.
 
 Requests never query Prometheus themselves: they read the latest snapshot, or share one
-cached, single-flighted evaluation for a given window and instant.
+cached, single-flighted evaluation for a given window and instant (exporter.singleflight).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.catalog import Catalog
+from exporter.durations import parse_duration
 from exporter.errors import Busy, UpstreamTimeout
 from exporter.prometheus import Upstream
+from exporter.singleflight import SingleFlightCache
 from exporter.snapshot import FieldKey, FieldValue, Snapshot, Source, carry_over, evaluate
 
 log = logging.getLogger("exporter.refresher")
@@ -143,7 +144,11 @@ def _all_failed(evaluator: Evaluator, at: float, window: str, interval: float) -
 
 
 class OnDemand:
-    """Snapshots for a requested window or instant: cached, single-flighted, bounded."""
+    """Snapshots for a requested window or instant: cached, single-flighted, bounded.
+
+    They are keyed by the window's length, not its spelling: `7d` and `1w` share one
+    evaluation, and each answer names its window as its request wrote it.
+    """
 
     def __init__(
         self,
@@ -155,44 +160,31 @@ class OnDemand:
         monotonic: Clock = time.monotonic,
     ) -> None:
         self._evaluate_at = evaluate_at
-        self._cache: OrderedDict[tuple[float, str], Snapshot] = OrderedDict()
-        self._cache_size = cache_size
-        self._max_concurrent = max_concurrent
-        self._in_flight: dict[tuple[float, str], asyncio.Task[Snapshot]] = {}
         self._budget = TokenBucket(per_minute, monotonic)
+        # A snapshot with failed queries is not kept: the next request asks again.
+        self._snapshots: SingleFlightCache[tuple[float, int], Snapshot] = SingleFlightCache(
+            size=cache_size,
+            max_concurrent=max_concurrent,
+            what="on-demand summaries",
+            keep=lambda snapshot: 0 if snapshot.errors() else math.inf,
+            admit=self._spend_budget,
+            clock=monotonic,
+        )
 
     async def get(self, at: float, window: str) -> Snapshot:
-        key = (at, window)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
-        task = self._in_flight.get(key)
-        if task is None:
-            if len(self._in_flight) >= self._max_concurrent:
-                raise Busy(f"{self._max_concurrent} on-demand summaries are being computed; retry")
-            wait = self._budget.take()
-            if wait > 0:
-                raise Busy(
-                    f"the on-demand budget of {self._budget.per_minute} summaries a minute is"
-                    " spent; retry",
-                    retry_after=math.ceil(wait),
-                )
-            task = asyncio.create_task(self._compute(key))
-            self._in_flight[key] = task
-        # shield: one client going away must not cancel the evaluation others wait for.
-        return await asyncio.shield(task)
+        snapshot = await self._snapshots.get(
+            (at, parse_duration(window)), lambda: self._evaluate_at(at, window, "on_demand")
+        )
+        return snapshot if snapshot.window == window else replace(snapshot, window=window)
 
-    async def _compute(self, key: tuple[float, str]) -> Snapshot:
-        try:
-            snapshot = await self._evaluate_at(key[0], key[1], "on_demand")
-        finally:
-            del self._in_flight[key]
-        if not snapshot.errors():
-            self._cache[key] = snapshot
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return snapshot
+    def _spend_budget(self) -> None:
+        wait = self._budget.take()
+        if wait > 0:
+            raise Busy(
+                f"the on-demand budget of {self._budget.per_minute} summaries a minute is"
+                " spent; retry",
+                retry_after=math.ceil(wait),
+            )
 
 
 class TokenBucket:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from exporter.catalog import Catalog, FieldSpec, Unit
-from exporter.errors import UpstreamError
+from exporter.durations import parse_duration
+from exporter.errors import Busy, UpstreamError
 from exporter.prometheus import RangeSeries
+from exporter.singleflight import SingleFlightCache
 from exporter.snapshot import FieldKey
 
 # What on-call looks at first: traffic, errors, latency and providers.
@@ -54,7 +55,7 @@ class Sparkline:
 
 
 class Sparklines:
-    """Sparklines by (instant, window): cached, single-flighted, bounded."""
+    """Sparklines by instant and window length: cached, single-flighted, bounded."""
 
     def __init__(
         self,
@@ -72,42 +73,27 @@ class Sparklines:
             if (spec := catalog.field(f"{domain}.{name}")) is not None
         ]
         self._client = client
-        self._retry_after = retry_after
-        self._cache: OrderedDict[tuple[float, str], tuple[tuple[Sparkline, ...], float]] = (
-            OrderedDict()
+        self._drawn: SingleFlightCache[tuple[float, int], tuple[Sparkline, ...]] = (
+            SingleFlightCache(
+                size=cache_size,
+                max_concurrent=max_concurrent,
+                what="sets of sparklines",
+                keep=lambda lines: retry_after if any(line.failed for line in lines) else math.inf,
+                clock=clock,
+            )
         )
-        self._cache_size = cache_size
-        self._max_concurrent = max_concurrent
-        self._clock = clock
-        self._in_flight: dict[tuple[float, str], asyncio.Task[tuple[Sparkline, ...]]] = {}
 
     async def get(self, at: float, window: str) -> tuple[Sparkline, ...]:
-        key = (at, window)
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > self._clock():
-            self._cache.move_to_end(key)
-            return cached[0]
-        task = self._in_flight.get(key)
-        if task is None:
-            if len(self._in_flight) >= self._max_concurrent:
-                reason = "not drawn: other pages are being drawn right now; reload shortly"
-                return tuple(replace(line, reason=reason) for line in self._empty(at, window))
-            task = asyncio.create_task(self._fetch(key))
-            self._in_flight[key] = task
-        # shield: one viewer going away must not cancel the fetch others wait for.
-        return await asyncio.shield(task)
-
-    async def _fetch(self, key: tuple[float, str]) -> tuple[Sparkline, ...]:
         try:
-            lines = tuple(await asyncio.gather(*(self._line(line) for line in self._empty(*key))))
-        finally:
-            del self._in_flight[key]
-        failed = any(line.failed for line in lines)
-        expires = self._clock() + self._retry_after if failed else math.inf
-        self._cache[key] = (lines, expires)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return lines
+            return await self._drawn.get(
+                (at, parse_duration(window)), lambda: self._fetch(at, window)
+            )
+        except Busy:
+            reason = "not drawn: other pages are being drawn right now; reload shortly"
+            return tuple(replace(line, reason=reason) for line in self._empty(at, window))
+
+    async def _fetch(self, at: float, window: str) -> tuple[Sparkline, ...]:
+        return tuple(await asyncio.gather(*(self._line(line) for line in self._empty(at, window))))
 
     def _empty(self, at: float, window: str) -> list[Sparkline]:
         return [_blank(domain, name, spec, at, window) for domain, name, spec in self._specs]

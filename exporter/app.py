@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -18,12 +16,13 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from exporter.access import auth_middlewares, cors_middlewares
 from exporter.catalog import Catalog
 from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryCollector
-from exporter.durations import format_duration, parse_duration
+from exporter.durations import parse_duration
 from exporter.environment import Environment, about, read_environment
 from exporter.errors import InvalidRequest
 from exporter.health import Health, Status, assess
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
+from exporter.parameters import parse_flag, parse_time, parse_window, single
 from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
 from exporter.responses import JSON, Handler, json_errors, json_response, no_route
 from exporter.settings import Settings, redact_url
@@ -34,9 +33,6 @@ from exporter.upstream import session_for, upstream_for
 SUMMARY_PARAMETERS = frozenset({"window", "time", "explain"})
 HEALTH_PARAMETERS = frozenset({"window", "time", "strict"})
 PAGE_PARAMETERS = frozenset({"window", "time"})
-# How far ahead of this host's clock a requested instant may be (clock skew), in seconds.
-FUTURE_TOLERANCE = 5.0
-MAX_PARAMETER_LENGTH = 64
 
 
 @dataclass
@@ -90,53 +86,6 @@ ENVIRONMENT = web.AppKey("environment", Environment)
 SPARKLINES = web.AppKey("sparklines", Sparklines)
 
 
-def _single(request: web.Request, name: str) -> str | None:
-    values = request.query.getall(name, [])
-    if len(values) > 1:
-        raise InvalidRequest(f"parameter {name!r} given {len(values)} times; give it once")
-    if values and len(values[0]) > MAX_PARAMETER_LENGTH:
-        raise InvalidRequest(f"parameter {name!r} is longer than {MAX_PARAMETER_LENGTH} characters")
-    return values[0] if values else None
-
-
-def parse_window(text: str, max_window_ms: int) -> str:
-    """The canonical form of a requested window, checked against EXPORTER_MAX_WINDOW."""
-    try:
-        millis = parse_duration(text)
-    except ValueError as error:
-        raise InvalidRequest(f"window: {error}") from None
-    if millis > max_window_ms:
-        raise InvalidRequest(
-            f"window: {text!r} is longer than the maximum {format_duration(max_window_ms)}"
-        )
-    return format_duration(millis)
-
-
-def _rfc3339(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(
-            f"time: {text!r} is neither RFC 3339 (2026-01-01T00:00:00Z) nor unix seconds"
-        ) from None
-    if moment.tzinfo is None:
-        raise InvalidRequest(f"time: {text!r} needs a timezone, e.g. a trailing Z")
-    return moment.timestamp()
-
-
-def parse_time(text: str, now: float) -> float:
-    """A requested evaluation instant: RFC 3339 or unix seconds, not in the future."""
-    try:
-        at = float(text)
-    except ValueError:
-        at = _rfc3339(text)
-    if not math.isfinite(at) or at <= 0:
-        raise InvalidRequest(f"time: {text!r} is not a positive finite instant")
-    if at > now + FUTURE_TOLERANCE:
-        raise InvalidRequest(f"time: {text!r} is in the future")
-    return round(at, 3)
-
-
 async def _snapshot_for(
     request: web.Request, accepted: frozenset[str] = SUMMARY_PARAMETERS | {"category"}
 ) -> Snapshot:
@@ -147,20 +96,20 @@ async def _snapshot_for(
         shown = ", ".join(sorted(accepted - {"category"}))
         raise InvalidRequest(f"unknown parameters {sorted(unknown)}; accepted: {shown}")
     settings, services = request.app[SETTINGS], request.app[SERVICES]
-    window_text, time_text = _single(request, "window"), _single(request, "time")
+    window_text, time_text = single(request.query, "window"), single(request.query, "time")
     refresher = services.refresher
     window = (
-        refresher.window
-        if window_text is None
-        else parse_window(window_text, settings.max_window_ms)
+        refresher.window if window_text is None else parse_window(window_text, settings.max_window)
     )
     now = time.time()
-    if time_text is None and window == refresher.window:
-        if refresher.current is None:
+    if time_text is None and parse_duration(window) == settings.window_ms:
+        current = refresher.current
+        if current is None:
             raise web.HTTPServiceUnavailable(
                 reason="the first refresh has not finished yet; retry", headers={"Retry-After": "1"}
             )
-        return refresher.current
+        # The default window spelled another way (300s for 5m) is still the same snapshot.
+        return current if current.window == window else replace(current, window=window)
     at = grid_instant(now, refresher.interval) if time_text is None else parse_time(time_text, now)
     return await services.on_demand.get(at, window)
 
@@ -179,12 +128,7 @@ async def _summary(request: web.Request, domains: list[str] | None) -> web.Respo
 
 
 def _flag(request: web.Request, name: str) -> bool:
-    value = _single(request, name)
-    if value is None or value in ("0", "false"):
-        return False
-    if value in ("1", "true"):
-        return True
-    raise InvalidRequest(f"{name}: {value!r} is not one of 1, true, 0, false")
+    return parse_flag(name, single(request.query, name))
 
 
 async def _snapshot_or_none(request: web.Request, accepted: frozenset[str]) -> Snapshot | None:
@@ -255,7 +199,7 @@ async def summary_domain(request: web.Request) -> web.Response:
 
 async def gateway_summary(request: web.Request) -> web.Response:
     """The gateway's original path, with its `?category=<domain>` filter."""
-    category = _single(request, "category")
+    category = single(request.query, "category")
     if category is not None and category not in request.app[CATALOG].domains:
         raise InvalidRequest(f"unknown category {category[:40]!r}; known: {_domains(request)}")
     return await _summary(request, None if category is None else [category])
@@ -298,7 +242,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
         refresher = Refresher(
             evaluator,
-            window=format_duration(settings.window_ms),
+            window=settings.window,
             interval=settings.refresh_interval,
             max_staleness=settings.effective_max_staleness,
             on_refresh=on_refresh,

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.durations import format_duration, parse_duration
 from exporter.errors import CatalogError
 
 BUILTIN = "catalog.yaml"
@@ -88,8 +89,15 @@ class FieldSpec(_Strict):
         return self
 
     def render(self, window: str) -> str:
-        """The PromQL for one window; `window` must already be a validated duration."""
-        return Template(self.query).substitute({WINDOW_PLACEHOLDER: window})
+        """The PromQL for one window: a window reaches PromQL only as the canonical rendering
+        of its parsed length (`7d` as `1w`), never as written; ValueError when it is none."""
+        canonical = format_duration(parse_duration(window))
+        return Template(self.query).substitute({WINDOW_PLACEHOLDER: canonical})
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the query looks back over the window, rather than at one instant."""
+        return WINDOW_PLACEHOLDER in Template(self.query).get_identifiers()
 
     def gauge_name(self, domain: str, field: str) -> str:
         suffix = self.gauge or field

@@ -22,21 +22,19 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from exporter.app import parse_time
+from exporter import strict_json
 from exporter.catalog import Unit, load_catalog
-from exporter.durations import format_duration, parse_duration
 from exporter.environment import about, read_environment
-from exporter.errors import CatalogError, InvalidRequest
+from exporter.errors import CatalogError, InvalidRequest, SettingsError
 from exporter.health import assess, format_age, format_value
+from exporter.parameters import parse_time, parse_window
 from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator
-from exporter.settings import redact_url
+from exporter.settings import Settings, default, load_settings, redact_url
 from exporter.snapshot import explain
 
-DEFAULT_URL = "http://127.0.0.1:9199"
 EXIT_CODES = {"ok": 0, "degraded": 1, "critical": 2}
 EXIT_UNREACHABLE = 3
-_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _COLOURS = {"ok": "32", "degraded": "33", "critical": "31", "unknown": "2"}
 
 
@@ -65,7 +63,11 @@ class Report:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--url", help=f"a running exporter (default {DEFAULT_URL})")
+    source.add_argument(
+        "--url",
+        help="a running exporter (default: http://127.0.0.1 on $EXPORTER_PORT, or on"
+        f" {default('port')})",
+    )
     source.add_argument(
         "--prometheus",
         metavar="URL",
@@ -78,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window",
         type=_window,
-        help="summary window (default: the exporter's; 5m with --prometheus)",
+        help="summary window (default: the exporter's; with --prometheus, $EXPORTER_WINDOW or"
+        f" {default('window')})",
     )
     parser.add_argument(
         "--catalog",
@@ -98,49 +101,55 @@ def _instant(text: str) -> float:
 
 def _window(text: str) -> str:
     try:
-        return format_duration(parse_duration(text))
-    except ValueError as error:
+        return parse_window(text)
+    except InvalidRequest as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(arguments: argparse.Namespace) -> int:
     """The command: prints the report and returns its exit status."""
     try:
-        report = asyncio.run(collect(arguments))
-    except (Unreachable, CatalogError) as error:
+        report = asyncio.run(collect(arguments, load_settings()))
+    except (Unreachable, CatalogError, SettingsError) as error:
         print(f"summary-exporter check: {error}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if arguments.json:
-        print(json.dumps(report.document(), indent=2))
+        print(strict_json.dumps(report.document(), indent=2))
     else:
         print(render(report, colour=colour_enabled(sys.stdout, os.environ)), end="")
     return EXIT_CODES.get(report.status, EXIT_UNREACHABLE)
 
 
-async def collect(arguments: argparse.Namespace) -> Report:
+async def collect(arguments: argparse.Namespace, settings: Settings) -> Report:
+    """The report from where the arguments say, with the exporter's settings for the rest."""
     if arguments.prometheus:
         return await from_prometheus(
             arguments.prometheus,
             at=arguments.time,
-            window=arguments.window or "5m",
-            catalog_path=arguments.catalog or _env_path("EXPORTER_CATALOG"),
+            window=arguments.window or settings.window,
+            catalog_path=arguments.catalog or settings.catalog,
             query_timeout=arguments.timeout,
+            max_concurrency=settings.max_concurrent_queries,
+            max_response_bytes=settings.max_response_bytes,
         )
+    # The exporter's own endpoint token, when it has one, from the same variable it reads.
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
     return await from_exporter(
-        arguments.url or DEFAULT_URL,
+        arguments.url or f"http://127.0.0.1:{settings.port}",
         at=arguments.time,
         window=arguments.window,
         query_timeout=arguments.timeout,
+        token=token,
     )
 
 
-def _env_path(variable: str) -> Path | None:
-    value = os.environ.get(variable)
-    return Path(value) if value else None
-
-
 async def from_exporter(
-    url: str, *, at: float | None, window: str | None, query_timeout: float
+    url: str,
+    *,
+    at: float | None,
+    window: str | None,
+    query_timeout: float,
+    token: str | None = None,
 ) -> Report:
     """The state as a running exporter serves it: /summary (with PromQL) and /health."""
     base = url.rstrip("/")
@@ -149,8 +158,6 @@ async def from_exporter(
         for key, value in (("time", None if at is None else f"{at:.3f}"), ("window", window))
         if value is not None
     }
-    # The exporter's own endpoint token, when it has one, from the same variable it reads.
-    token = os.environ.get("EXPORTER_AUTH_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     shown = redact_url(base)
     async with aiohttp.ClientSession(
@@ -196,6 +203,8 @@ async def from_prometheus(
     window: str,
     catalog_path: Path | None,
     query_timeout: float,
+    max_concurrency: int,
+    max_response_bytes: int,
 ) -> Report:
     """The catalog evaluated against Prometheus at one instant, and the checks judged here."""
     catalog = load_catalog(catalog_path)
@@ -208,9 +217,10 @@ async def from_prometheus(
             url.rstrip("/"),
             display_url=shown,
             timeout=query_timeout,
-            max_response_bytes=_MAX_RESPONSE_BYTES,
+            max_response_bytes=max_response_bytes,
         )
-        snapshot = await Evaluator(catalog, client, max_concurrency=8)(instant, window, "on_demand")
+        evaluator = Evaluator(catalog, client, max_concurrency=max_concurrency)
+        snapshot = await evaluator(instant, window, "on_demand")
     if not snapshot.reached_upstream:
         errors = snapshot.errors()
         cause = str(errors[0][1]) if errors else "no query was answered"

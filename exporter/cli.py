@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
-import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from exporter.catalog import load_catalog
 from exporter.environment import production_guard, read_environment, validate_env
 from exporter.errors import CatalogError, SettingsError
 from exporter.rules import render_rules
-from exporter.settings import Settings, load_settings
+from exporter.settings import ENV_PREFIX, Settings, default, load_settings
 
 EXIT_CONFIG = 2
 # A connection storm (every dashboard reloading at once) must not overflow the accept queue:
@@ -72,6 +73,16 @@ def serve() -> int:
     except (SettingsError, CatalogError) as error:
         print(f"summary-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    try:
+        # Listening comes first, so that nothing has started when the address is taken.
+        sockets = listening_sockets(settings.host, settings.port)
+    except OSError as error:
+        problem = listen_problem(error, settings)
+        if problem is None:
+            raise
+        where = f"{settings.host}:{settings.port}"
+        print(f"summary-exporter: cannot listen on {where}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     configure_logging(settings)
     logging.getLogger("exporter").info(
         "event=start version=%s upstream=%s listen=%s:%d fields=%d window=%s interval=%gs",
@@ -85,8 +96,7 @@ def serve() -> int:
     )
     web.run_app(
         create_app(settings, catalog, environment),
-        host=settings.host,
-        port=settings.port,
+        sock=sockets,
         shutdown_timeout=settings.shutdown_grace,
         backlog=LISTEN_BACKLOG,
         access_log=None,
@@ -95,16 +105,42 @@ def serve() -> int:
     return 0
 
 
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """A bound socket for each address `host` has (127.0.0.1 and ::1 for localhost)."""
+    addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, _, _, _, address in addresses:
+            sockets.append(socket.create_server(address, family=family, backlog=LISTEN_BACKLOG))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def listen_problem(error: OSError, settings: Settings) -> str | None:
+    """What the user must change when the server cannot listen, or None for another error."""
+    if isinstance(error, socket.gaierror):
+        return f"{ENV_PREFIX}HOST {settings.host!r} is not a name or address of this host"
+    problems = {
+        errno.EADDRINUSE: f"the port is in use; set {ENV_PREFIX}PORT to a free port",
+        errno.EACCES: f"not allowed to use port {settings.port}; set {ENV_PREFIX}PORT above 1023",
+        errno.EADDRNOTAVAIL: f"{ENV_PREFIX}HOST {settings.host!r} is not an address of this host",
+    }
+    return problems.get(error.errno) if error.errno is not None else None
+
+
 def rules(window: str | None, catalog_path: Path | None) -> int:
     """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW/EXPORTER_CATALOG."""
-    window = window or os.environ.get("EXPORTER_WINDOW") or "5m"
-    if catalog_path is None and os.environ.get("EXPORTER_CATALOG"):
-        catalog_path = Path(os.environ["EXPORTER_CATALOG"])
     try:
+        settings = load_settings()
+        window = window or settings.window
+        catalog_path = catalog_path or settings.catalog
         catalog = load_catalog(catalog_path)
         source = str(catalog_path) if catalog_path else "the built-in catalog"
         text = render_rules(catalog, window, source)
-    except CatalogError as error:
+    except (SettingsError, CatalogError) as error:
         print(f"summary-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except ValueError as error:
@@ -126,7 +162,9 @@ def parser() -> argparse.ArgumentParser:
         "rules", help="print Prometheus recording rules computing the same fields (YAML)"
     )
     rules_command.add_argument(
-        "--window", help="summary window, a Prometheus duration (default: $EXPORTER_WINDOW or 5m)"
+        "--window",
+        help="summary window, a Prometheus duration (default: $EXPORTER_WINDOW or"
+        f" {default('window')})",
     )
     rules_command.add_argument(
         "--catalog", type=Path, help="catalog file (default: $EXPORTER_CATALOG or the built-in)"

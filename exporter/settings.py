@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -15,8 +16,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from pydantic_settings import SettingsError as PydanticSettingsError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.durations import parse_duration
 from exporter.errors import SettingsError
@@ -54,7 +55,8 @@ class Settings(BaseSettings):
     bearer_token_file: Path | None = None
     basic_auth_username: str | None = None
     basic_auth_password: SecretStr | None = None
-    headers: dict[str, str] = Field(default_factory=dict)  # JSON, e.g. {"X-Scope-OrgID": "t1"}
+    # JSON, e.g. {"X-Scope-OrgID": "t1"}; decoded by `_json_object`, which names the variable.
+    headers: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -74,22 +76,30 @@ class Settings(BaseSettings):
         if not urls:
             raise ValueError("must name at least one URL")
         for url in urls:
-            parts = urlsplit(url)
-            shown = redact_url(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{shown} is not an http:// or https:// URL with a host")
-            try:
-                parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
-            except ValueError:
-                raise ValueError(f"{shown} has an invalid port") from None
+            problem = _url_problem(url)
+            if problem:
+                raise ValueError(f"{redact_url(url)} {problem}")
         return ",".join(urls)
 
-    @field_validator("bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
+    @field_validator("catalog", "bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
     @classmethod
-    def _existing_file(cls, value: Path | None) -> Path | None:
+    def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a readable file")
         return value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise ValueError('must be a JSON object such as {"X-Scope-OrgID": "tenant-1"}')
+        return decoded
 
     @field_validator("headers")
     @classmethod
@@ -121,21 +131,28 @@ class Settings(BaseSettings):
     def prometheus_urls(self) -> list[str]:
         return self.prometheus_url.split(",")
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in _split(value):
+            parts = urlsplit(origin)
+            extra = parts.path or parts.query or parts.fragment or "@" in parts.netloc
+            if _url_problem(origin) or extra:
+                shown = redact_url(origin)[:80]
+                raise ValueError(
+                    f"{shown!r} is not a browser origin such as https://grafana.example.com"
+                    " (a scheme, a host and optionally a port)"
+                )
+        return value
+
     @property
     def allowed_origins(self) -> frozenset[str]:
-        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+        return frozenset(_split(self.cors_origins))
 
     @field_validator("window", "max_window")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
-        return value
-
-    @field_validator("catalog")
-    @classmethod
-    def _readable_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a readable file")
         return value
 
     @field_validator("window")
@@ -173,6 +190,27 @@ class Settings(BaseSettings):
         return ", ".join(redact_url(url) for url in self.prometheus_urls)
 
 
+def _url_problem(url: str) -> str | None:
+    """What keeps `url` from being an http(s) URL with a host and a valid port, if anything."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL with a host"
+    try:
+        parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
+    except ValueError:
+        return "has an invalid port"
+    return None
+
+
+def _split(origins: str) -> list[str]:
+    return [origin.strip().rstrip("/") for origin in origins.split(",") if origin.strip()]
+
+
+def default(name: str) -> Any:
+    """The default of setting `name`, for the help of commands that fall back on it."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
 def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
@@ -184,13 +222,14 @@ def load_settings() -> Settings:
     """Settings from the environment, or SettingsError naming every invalid variable."""
     try:
         return Settings()
-    except PydanticSettingsError as error:
-        # Raised for a variable that must be JSON (EXPORTER_HEADERS) but is not.
-        raise SettingsError(f"invalid settings: {error}") from None
     except ValidationError as error:
-        problems = []
-        for item in error.errors(include_url=False, include_input=False):
-            field = str(item["loc"][0]) if item["loc"] else ""
-            variable = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
-            problems.append(f"{variable}: {item['msg']}")
+        problems = [_problem(item) for item in error.errors(include_url=False, include_input=False)]
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def _problem(item: ErrorDetails) -> str:
+    """One error as `EXPORTER_NAME: what is wrong`, without pydantic's `Value error, `."""
+    message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
+    if not item["loc"]:
+        return message  # a rule across variables names them itself
+    return f"{ENV_PREFIX}{str(item['loc'][0]).upper()}: {message}"

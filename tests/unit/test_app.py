@@ -73,6 +73,40 @@ async def test_window_and_time_evaluate_on_demand_at_that_instant(
     assert all("[5m]" not in q for q in fake_prometheus.queries())
 
 
+async def test_a_window_comes_back_as_written_and_shares_its_evaluation_with_other_spellings(
+    start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    client = await started(start_exporter, fake_prometheus.url)
+    fake_prometheus.asked.clear()
+    days = await body(await client.get("/summary", params={"window": "7d", "time": BUSY_AT}))
+    week = await body(await client.get("/summary", params={"window": "1w", "time": BUSY_AT}))
+    assert (days["window"], week["window"]) == ("7d", "1w")
+    assert days["metrics"] == week["metrics"]
+    # One evaluation for both, its PromQL in the canonical spelling.
+    assert sorted(fake_prometheus.queries()) == sorted(distinct_queries(catalog, "1w"))
+    assert all("[7d]" not in query for query in fake_prometheus.queries())
+
+
+async def test_the_default_window_in_another_spelling_is_the_background_snapshot(
+    start_exporter: Any, fake_prometheus: FakePrometheus
+) -> None:
+    client = await started(start_exporter, fake_prometheus.url)
+    fake_prometheus.asked.clear()
+    document = await body(await client.get("/summary", params={"window": "300s"}))
+    assert document["window"] == "300s"
+    assert document["source"] == "background"
+    assert fake_prometheus.asked == []
+
+
+async def test_a_window_over_the_maximum_is_refused_naming_the_maximum_as_configured(
+    start_exporter: Any, fake_prometheus: FakePrometheus
+) -> None:
+    client = await started(start_exporter, fake_prometheus.url)
+    response = await client.get("/summary", params={"window": "365d"})
+    assert response.status == 400
+    assert (await body(response))["error"] == "window: '365d' is longer than the maximum 30d"
+
+
 async def test_a_percent_encoded_parameter_is_not_answered_from_the_cached_document(
     start_exporter: Any, fake_prometheus: FakePrometheus
 ) -> None:

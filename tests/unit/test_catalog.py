@@ -234,6 +234,32 @@ def test_render_substitutes_the_window() -> None:
     )
 
 
+@pytest.mark.parametrize(("written", "canonical"), [("7d", "1w"), ("90m", "1h30m"), ("300s", "5m")])
+def test_render_writes_the_window_in_its_canonical_spelling(written: str, canonical: str) -> None:
+    spec = FieldSpec.model_validate(field_doc(query="sum(increase(x[$window]))"))
+
+    assert spec.render(written) == f"sum(increase(x[{canonical}]))"
+
+
+@pytest.mark.parametrize("window", ["5m])) or vector(1", "", "5x"])
+def test_render_refuses_a_window_that_is_not_a_duration(window: str) -> None:
+    with pytest.raises(ValueError, match="not a Prometheus duration"):
+        BUILTIN.domains["http"].fields["total_requests"].render(window)
+
+
+@pytest.mark.parametrize(
+    ("query", "windowed"),
+    [
+        ("round(sum(increase(requests_total[$window])))", True),
+        ("max_over_time(x[${window}])", True),
+        ("sum(fastapi_requests_in_progress)", False),
+        ("sum(active_api_keys) + $$5", False),
+    ],
+)
+def test_a_field_is_windowed_when_its_query_uses_the_window(query: str, windowed: bool) -> None:
+    assert FieldSpec.model_validate(field_doc(query=query)).windowed is windowed
+
+
 @pytest.mark.parametrize(
     "spec", [pytest.param(spec, id=f"{d}.{n}") for d, n, spec in BUILTIN_FIELDS]
 )

@@ -22,13 +22,13 @@ class Terminal(io.StringIO):
         return True
 
 
-async def command(*args: str) -> tuple[int, str, str]:
+async def command(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Runs `python -m exporter check ...` without blocking the loop the exporter serves on."""
     environment = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("EXPORTER_") and k not in ("APP_ENV", "TESTING", "NO_COLOR")
-    }
+    } | (env or {})
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "exporter", "check", *args,
         env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -122,6 +122,24 @@ async def test_check_exits_2_when_critical(start_exporter: Any) -> None:
     document = json.loads(stdout)
     assert document["status"] == "critical"
     assert document["health"]["checks"]["upstream"]["status"] == "critical"
+
+
+async def test_check_finds_the_exporter_by_its_own_port_and_token_settings(
+    start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    answer_degraded(fake_prometheus, catalog)
+    client = await started(start_exporter, fake_prometheus.url, auth_token="s3cret")
+    variables = {"EXPORTER_PORT": str(client.port), "EXPORTER_AUTH_TOKEN": "s3cret"}
+    status, stdout, stderr = await command(env=variables)
+    assert status == 1, stderr
+    assert stdout.startswith("Gateway status: DEGRADED\n")
+
+
+async def test_check_exits_3_naming_an_invalid_setting() -> None:
+    status, stdout, stderr = await command(env={"EXPORTER_PORT": "not-a-port"})
+    assert status == 3
+    assert stdout == ""
+    assert stderr.startswith("summary-exporter check: invalid settings: EXPORTER_PORT: ")
 
 
 async def test_check_exits_3_when_the_exporter_cannot_be_reached() -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,30 @@ def test_an_invalid_setting_stops_before_listening_with_exit_2_naming_it() -> No
     assert result.returncode == 2
     assert "EXPORTER_PORT" in result.stderr
     assert "EXPORTER_WINDOW" in result.stderr
+
+
+def test_a_port_in_use_stops_with_exit_2_and_one_line_naming_exporter_port() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_command(
+            "serve",
+            env={
+                "EXPORTER_HOST": "127.0.0.1",
+                "EXPORTER_PORT": str(port),
+                "EXPORTER_PROMETHEUS_URL": "http://127.0.0.1:9",
+            },
+        )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"summary-exporter: cannot listen on 127.0.0.1:{port}: the port is in use;"
+        " set EXPORTER_PORT to a free port\n"
+    )
+
+
+def test_a_host_that_is_no_address_here_stops_with_exit_2_naming_exporter_host() -> None:
+    result = run_command("serve", env={"EXPORTER_HOST": "192.0.2.1", "EXPORTER_PORT": "9"})
+    assert result.returncode == 2
+    assert "EXPORTER_HOST '192.0.2.1' is not an address of this host" in result.stderr
 
 
 def test_an_invalid_catalog_stops_with_exit_2_naming_the_file_and_field(tmp_path: Path) -> None:

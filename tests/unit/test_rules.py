@@ -77,6 +77,13 @@ def test_the_command_takes_the_window_from_the_environment_and_the_option_first(
     assert "[1h]" not in option.stdout
 
 
+def test_an_invalid_window_setting_exits_2_naming_its_variable() -> None:
+    result = run_command("rules", env={"EXPORTER_WINDOW": "5x"})
+    assert result.returncode == 2
+    assert "invalid settings: EXPORTER_WINDOW: '5x' is not a Prometheus duration" in result.stderr
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("window", ["5x", "0s", "m5"])
 def test_an_invalid_window_exits_2_naming_it(window: str) -> None:
     result = run_command("rules", "--window", window)

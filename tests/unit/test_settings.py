@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.errors import SettingsError
-from exporter.settings import Settings, load_settings, redact_url
+from exporter.settings import Settings, default, load_settings, redact_url
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +98,67 @@ def test_catalog_that_is_a_directory_is_rejected(
 ) -> None:
     message = settings_error(monkeypatch, CATALOG=str(tmp_path))
 
-    assert f"EXPORTER_CATALOG: Value error, {tmp_path} is not a readable file" in message
+    assert f"EXPORTER_CATALOG: {tmp_path} is not a readable file" in message
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"HEADERS": "notjson"},
+        {"HEADERS": '["X-Scope-OrgID"]'},
+        {"CATALOG": "/nonexistent"},
+        {"WINDOW": "5x"},
+        {"PROMETHEUS_URL": "ftp://x"},
+        {"CORS_ORIGINS": "[bad"},
+        {"BEARER_TOKEN": "t", "BEARER_TOKEN_FILE": __file__},
+    ],
+)
+def test_messages_carry_no_pydantic_wording(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    message = settings_error(monkeypatch, **variables)
+
+    assert "Value error" not in message
+    assert "EnvSettingsSource" not in message
+    assert "EXPORTER_" in message.removeprefix("invalid settings: ").split(":")[0]
+
+
+def test_headers_that_are_not_json_name_their_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = settings_error(monkeypatch, HEADERS="notjson")
+
+    assert message == (
+        'invalid settings: EXPORTER_HEADERS: must be a JSON object such as {"X-Scope-OrgID":'
+        ' "tenant-1"}'
+    )
+
+
+def test_headers_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_HEADERS", '{"X-Scope-OrgID": "t1"}')
+
+    assert load_settings().headers == {"X-Scope-OrgID": "t1"}
+
+
+@pytest.mark.parametrize(
+    "origins", ["[bad", "grafana.example.com", "https://grafana.example.com/d/x", "*", "https://"]
+)
+def test_a_cors_origin_that_is_not_an_origin_is_refused(
+    monkeypatch: pytest.MonkeyPatch, origins: str
+) -> None:
+    message = settings_error(monkeypatch, CORS_ORIGINS=f"https://ok.example.com,{origins}")
+
+    assert message.startswith("invalid settings: EXPORTER_CORS_ORIGINS: ")
+    assert "is not a browser origin such as https://grafana.example.com" in message
+
+
+def test_cors_origins_are_listed_without_a_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_CORS_ORIGINS", " https://grafana.example.com/ ,http://[::1]:3000")
+
+    assert load_settings().allowed_origins == {"https://grafana.example.com", "http://[::1]:3000"}
+
+
+def test_defaults_are_read_from_the_settings_themselves() -> None:
+    assert default("window") == "5m"
+    assert default("port") == 9199
 
 
 def test_window_longer_than_the_default_max_window_is_rejected(

@@ -23,6 +23,7 @@ from exporter.durations import parse_duration
 from exporter.errors import SettingsError
 
 ENV_PREFIX = "EXPORTER_"
+_FILES = ("catalog", "bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
 
 
 class Settings(BaseSettings):
@@ -81,7 +82,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{redact_url(url)} {problem}")
         return ",".join(urls)
 
-    @field_validator("catalog", "bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
+    @field_validator(*_FILES, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # As a manifest's `EXPORTER_CATALOG: ""` means: no file, not the current directory.
+        return None if value == "" else value
+
+    @field_validator(*_FILES)
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():

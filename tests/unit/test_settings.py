@@ -101,6 +101,15 @@ def test_catalog_that_is_a_directory_is_rejected(
     assert f"EXPORTER_CATALOG: {tmp_path} is not a readable file" in message
 
 
+@pytest.mark.parametrize("variable", ["CATALOG", "BEARER_TOKEN_FILE", "TLS_CA_FILE"])
+def test_an_empty_file_variable_means_no_file(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(f"EXPORTER_{variable}", "")
+
+    assert getattr(load_settings(), variable.lower()) is None
+
+
 @pytest.mark.parametrize(
     "variables",
     [

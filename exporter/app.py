@@ -234,7 +234,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         evaluator = Evaluator(catalog, client, max_concurrency=settings.max_concurrent_queries)
         # An app-owned registry, never the global one: two apps in one process stay apart.
         registry = CollectorRegistry(auto_describe=False)
-        refresh_metrics, cached = RefreshMetrics(registry), app[CACHED_SUMMARY]
+        refresh_metrics, cached = RefreshMetrics(), app[CACHED_SUMMARY]
 
         def on_refresh(outcome: RefreshOutcome) -> None:
             cached.publish(outcome.snapshot)
@@ -247,6 +247,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             max_staleness=settings.effective_max_staleness,
             on_refresh=on_refresh,
         )
+        registry.register(refresh_metrics)
         registry.register(SummaryCollector(catalog, refresher))
         registry.register(EnvironmentCollector(app[ENVIRONMENT]))
         app[SPARKLINES] = Sparklines(catalog, client, retry_after=settings.refresh_interval)

@@ -100,11 +100,13 @@ class FieldSpec(_Strict):
         return WINDOW_PLACEHOLDER in Template(self.query).get_identifiers()
 
     def gauge_name(self, domain: str, field: str) -> str:
+        """`summary_<domain>_<field>` in base units; a trailing `_total` is dropped, since
+        that suffix belongs to counters (`tokens_used_total` is `summary_models_tokens_used`)."""
         suffix = self.gauge or field
         if self.gauge is None and self.unit in _BASE_UNITS:
             _, json_suffix, base_suffix = _BASE_UNITS[self.unit]
             suffix = suffix.removesuffix(json_suffix) + base_suffix
-        return f"summary_{domain}_{suffix}"
+        return f"summary_{domain}_{suffix}".removesuffix("_total")
 
     @property
     def gauge_factor(self) -> float:

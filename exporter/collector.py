@@ -1,15 +1,25 @@
 """Prometheus exposition of the summary: one gauge per field, plus the exporter's self-metrics.
 
-Collection reads the prepared snapshot; a scrape never queries the upstream.
+Collection reads the prepared snapshot; a scrape never queries the upstream. Every family is
+built on each scrape from state the exporter already holds, the counters too: so no
+`_created` series is exported, without touching prometheus_client's process-wide settings.
+The exposition passes `promtool check metrics`.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections import Counter
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from exporter import __version__
@@ -25,10 +35,12 @@ class SummaryCollector(Collector):
         self._catalog = catalog
         self._refresher = refresher
         self._clock = clock
-        self._provenance = (
-            f" Computed by PromQL over the last {refresher.window}, refreshed every"
-            f" {refresher.interval:g}s."
-        )
+        refreshed = f"refreshed every {refresher.interval:g}s."
+        # Only a query that uses the window looks back over it; others read one instant.
+        self._provenance = {
+            True: f" Computed by PromQL over the last {refresher.window}, {refreshed}",
+            False: f" Computed by PromQL, {refreshed}",
+        }
 
     def collect(self) -> Iterable[Metric]:
         snapshot = self._refresher.current
@@ -36,7 +48,7 @@ class SummaryCollector(Collector):
         for domain, name, spec in self._catalog.fields():
             field = snapshot.fields.get((domain, name)) if snapshot else None
             gauge_name = spec.gauge_name(domain, name)
-            help_text = spec.help + self._provenance
+            help_text = spec.help + self._provenance[spec.windowed]
             if spec.kind is Kind.LABELS:
                 family = GaugeMetricFamily(gauge_name, help_text, labels=[spec.label or "label"])
                 for label_value, value in field.series if field else ():
@@ -68,43 +80,56 @@ class SummaryCollector(Collector):
         if snapshot is not None:
             age.add_metric([], max(0.0, self._clock() - snapshot.data_instant))
         yield age
-        build = GaugeMetricFamily(
-            "summary_exporter_build_info", "Version of summary-exporter.", labels=["version"]
+        yield InfoMetricFamily(
+            "summary_exporter_build", "Version of summary-exporter.", {"version": __version__}
         )
-        build.add_metric([__version__], 1.0)
-        yield build
 
 
-class RefreshMetrics:
+class RefreshMetrics(Collector):
     """Self-metrics that accumulate over refreshes: durations and query errors by cause."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._duration = Histogram(
+    BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+    def __init__(self) -> None:
+        # Refreshes per bucket (not cumulative), the last one for those beyond every bound.
+        self._durations = [0] * (len(self.BUCKETS) + 1)
+        self._duration_sum = 0.0
+        self._errors: Counter[tuple[str, str]] = Counter()
+        self._answers: Counter[str] = Counter()
+
+    def observe(self, outcome: RefreshOutcome) -> None:
+        self._durations[bisect.bisect_left(self.BUCKETS, outcome.duration)] += 1
+        self._duration_sum += outcome.duration
+        for domain, error in outcome.snapshot.errors():
+            self._errors[(domain, error.reason)] += 1
+        self._answers.update(outcome.snapshot.answered_by)
+
+    def collect(self) -> Iterable[Metric]:
+        bounds = [repr(bound) for bound in self.BUCKETS] + ["+Inf"]
+        cumulative = [sum(self._durations[: index + 1]) for index in range(len(bounds))]
+        duration = HistogramMetricFamily(
             "summary_exporter_refresh_duration_seconds",
             "Wall time of one refresh (all catalog queries).",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=registry,
         )
-        self._errors = Counter(
+        duration.add_metric([], list(zip(bounds, cumulative, strict=True)), self._duration_sum)
+        yield duration
+        errors = CounterMetricFamily(
             "summary_exporter_query_errors",
             "Failed catalog queries, by domain and cause (the upstream's errorType, timeout,"
             " connection or invalid_response).",
-            labelnames=["domain", "reason"],
-            registry=registry,
+            labels=["domain", "reason"],
         )
-        self._answers = Counter(
+        for (domain, reason), count in self._errors.items():
+            errors.add_metric([domain, reason], count)
+        yield errors
+        answers = CounterMetricFamily(
             "summary_exporter_upstream_answers",
             "Catalog queries answered, by upstream (several when failing over in an HA pair).",
-            labelnames=["upstream"],
-            registry=registry,
+            labels=["upstream"],
         )
-
-    def observe(self, outcome: RefreshOutcome) -> None:
-        self._duration.observe(outcome.duration)
-        for domain, error in outcome.snapshot.errors():
-            self._errors.labels(domain=domain, reason=error.reason).inc()
-        for upstream, answered in outcome.snapshot.answered_by.items():
-            self._answers.labels(upstream=upstream).inc(answered)
+        for upstream, count in self._answers.items():
+            answers.add_metric([upstream], count)
+        yield answers
 
 
 class EnvironmentCollector(Collector):
@@ -114,11 +139,9 @@ class EnvironmentCollector(Collector):
         self._environment = environment
 
     def collect(self) -> Iterable[Metric]:
-        info = GaugeMetricFamily(
-            ENVIRONMENT_INFO,
-            "The gateway's APP_ENV (empty when unset) and whether its test mode is on.",
-            labels=["app_env", "testing"],
-        )
         testing = "true" if self._environment.testing else "false"
-        info.add_metric([self._environment.app_env or "", testing], 1.0)
-        yield info
+        yield InfoMetricFamily(
+            ENVIRONMENT_INFO.removesuffix("_info"),
+            "The gateway's APP_ENV (empty when unset) and whether its test mode is on.",
+            {"app_env": self._environment.app_env or "", "testing": testing},
+        )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,20 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     require_binary("prometheus")
     require_binary("promtool")
     server = PrometheusServer.start(list(dataset.samples()), tmp_path_factory.mktemp("prometheus"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A Prometheus of its own (a test may kill it) whose busy half-hour ends now, so that
+    background refreshes, always at the current time, see traffic."""
+    require_binary("prometheus")
+    now = math.floor(time.time() / dataset.STEP) * dataset.STEP
+    samples = list(dataset.samples(start=now - 1800, until=now))
+    server = PrometheusServer.start(samples, tmp_path / "live-prometheus")
     try:
         yield server
     finally:

@@ -6,17 +6,14 @@ The data ends at the current time, so the background refresh (always at "now") s
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.exporter_client import body, service
-from tests.integration import dataset
-from tests.integration.servers import PrometheusServer, require_binary
+from tests.integration.servers import PrometheusServer
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +24,6 @@ def _asks_a_query(task: asyncio.Task[Any]) -> bool:
     """A task of the exporter's own that asks one catalog query of the upstream."""
     name: str = getattr(task.get_coro(), "__qualname__", "")
     return name == "evaluate.<locals>.ask"
-
-
-@pytest.fixture
-def live_prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
-    """A Prometheus of its own (tests kill it) whose busy half-hour ends now."""
-    require_binary("prometheus")
-    now = math.floor(time.time() / dataset.STEP) * dataset.STEP
-    samples = list(dataset.samples(start=now - 1800, until=now))
-    server = PrometheusServer.start(samples, tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def wait_for_document(

@@ -214,6 +214,28 @@ def test_builtin_gauge_name_and_factor_to_base_unit(
     assert spec.gauge_factor == factor
 
 
+@pytest.mark.parametrize(
+    ("field", "unit", "gauge"),
+    [
+        ("tokens_used_total", "tokens", "summary_models_tokens_used"),
+        ("credits_used_total", "credits", "summary_models_credits_used"),
+        ("wait_total_ms", "ms", "summary_models_wait_total_seconds"),
+    ],
+)
+def test_a_gauge_never_ends_in_total_which_belongs_to_counters(
+    field: str, unit: str, gauge: str
+) -> None:
+    spec = FieldSpec.model_validate(field_doc(unit=unit))
+
+    assert spec.gauge_name("models", field) == gauge
+
+
+def test_no_builtin_gauge_ends_in_a_suffix_of_another_metric_type() -> None:
+    for domain, name, spec in BUILTIN_FIELDS:
+        gauge = spec.gauge_name(domain, name)
+        assert not gauge.endswith(("_total", "_created", "_bucket", "_count", "_sum")), gauge
+
+
 def test_builtin_gauge_names_are_unique() -> None:
     names = [spec.gauge_name(domain, name) for domain, name, spec in BUILTIN_FIELDS]
 

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.app import create_app
 from exporter.catalog import Catalog, load_catalog
+from exporter.environment import Environment
 from exporter.prometheus import PrometheusClient
 from exporter.settings import Settings
 from tests.fake_prometheus import FakePrometheus
@@ -43,9 +44,9 @@ async def start_exporter(
 
     async def start(prometheus_url: str, **overrides: Any) -> TestClient[Any, Any]:
         settings = make_settings(prometheus_url, **overrides)
-        app = create_app(
-            settings, overrides.get("catalog_override") or catalog, overrides.get("environment")
-        )
+        # The gateway's APP_ENV and TESTING unset unless a test gives its environment.
+        environment = overrides.get("environment") or Environment()
+        app = create_app(settings, overrides.get("catalog_override") or catalog, environment)
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

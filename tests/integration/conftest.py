@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.environment import Environment, read_environment
 from tests.integration import dataset
 from tests.integration.servers import PrometheusServer, VictoriaMetricsServer, require_binary
 
@@ -58,27 +59,15 @@ def engine_url(request: pytest.FixtureRequest) -> str:
     return server.url
 
 
-# The gateway's two modes, as its QA plan names its "test and production code paths".
+# The gateway's two modes, as its QA plan names its "test and production code paths". The
+# exporter has no test-mode data path, so only tests whose outcome shows the mode run in both
+# (test_gateway_modes.py compares the two side by side); the others run with neither set.
 GATEWAY_MODES: dict[str, dict[str, str]] = {
     "testing": {"APP_ENV": "testing", "TESTING": "true"},
     "production": {"APP_ENV": "production"},
 }
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Every test of an in-process exporter runs in both modes: the exporter has no test-mode
-    # data path, so each must pass unchanged in either.
-    if "start_exporter" in metafunc.fixturenames:
-        metafunc.parametrize("gateway_mode", list(GATEWAY_MODES), indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def gateway_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
-    """The mode set in APP_ENV/TESTING for this test, or None where the test sets none."""
-    mode: str | None = getattr(request, "param", None)
-    if mode is not None:
-        for variable in ("APP_ENV", "TESTING"):
-            monkeypatch.delenv(variable, raising=False)
-        for variable, value in GATEWAY_MODES[mode].items():
-            monkeypatch.setenv(variable, value)
-    return mode
+def gateway_environment(mode: str) -> Environment:
+    """The environment an exporter reads in this gateway mode."""
+    return read_environment(GATEWAY_MODES[mode])

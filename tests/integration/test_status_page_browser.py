@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration import dataset
+from tests.integration.conftest import GATEWAY_MODES, gateway_environment
 from tests.integration.servers import PrometheusServer, require_binary
 from tests.page_text import read_page, visible_text
 
@@ -60,10 +61,11 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.parametrize("gateway_mode", list(GATEWAY_MODES))
 async def test_the_page_shows_the_gateway_at_a_glance_in_a_real_browser(
     start_exporter: Any, prometheus: PrometheusServer, gateway_mode: str, tmp_path: Path
 ) -> None:
-    client = await start_exporter(prometheus.url)
+    client = await start_exporter(prometheus.url, environment=gateway_environment(gateway_mode))
     url = f"{client.make_url('/')}?time={dataset.BUSY_AT}"
 
     dom = await chromium(tmp_path / "profile-dom", "--dump-dom", url)

@@ -6,6 +6,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.catalog import Catalog, FieldSpec, Kind
+from exporter.parameters import MAX_LENGTH
 
 _JSON = "application/json"
 # The shapes of the query parameters. Rules a pattern cannot state (units from largest to
@@ -178,15 +179,16 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
                     "name": "window",
                     "in": "query",
                     "required": False,
-                    "description": "A Prometheus duration such as 5m or 1h30m, up to the maximum.",
-                    "schema": {"type": "string", "maxLength": 64, "pattern": _DURATION},
+                    "description": "A Prometheus duration such as 5m or 1h30m, up to the"
+                    " maximum; the document names it as written.",
+                    "schema": {"type": "string", "maxLength": MAX_LENGTH, "pattern": _DURATION},
                 },
                 "time": {
                     "name": "time",
                     "in": "query",
                     "required": False,
                     "description": "Evaluation instant: RFC 3339 or unix seconds, not future.",
-                    "schema": {"type": "string", "maxLength": 64, "pattern": _INSTANT},
+                    "schema": {"type": "string", "maxLength": MAX_LENGTH, "pattern": _INSTANT},
                 },
             },
             "schemas": {

@@ -178,10 +178,6 @@ class Settings(BaseSettings):
         return parse_duration(self.window)
 
     @property
-    def max_window_ms(self) -> int:
-        return parse_duration(self.max_window)
-
-    @property
     def effective_query_timeout(self) -> float:
         """The query timeout, capped so that one refresh always ends before the next is due."""
         return min(self.query_timeout, self.refresh_interval * 0.9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -16,7 +17,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.durations import parse_duration
@@ -168,9 +168,7 @@ class Settings(BaseSettings):
         # A field validator, not a model one, so that it runs even when another field is bad.
         maximum = info.data.get("max_window")
         if maximum is not None and parse_duration(value) > parse_duration(maximum):
-            raise ValueError(
-                f"{ENV_PREFIX}WINDOW ({value}) exceeds {ENV_PREFIX}MAX_WINDOW ({maximum})"
-            )
+            raise ValueError(f"{value} is longer than {ENV_PREFIX}MAX_WINDOW ({maximum})")
         return value
 
     @property
@@ -230,7 +228,7 @@ def load_settings() -> Settings:
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
-def _problem(item: ErrorDetails) -> str:
+def _problem(item: Mapping[str, Any]) -> str:
     """One error as `EXPORTER_NAME: what is wrong`, without pydantic's `Value error, `."""
     message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
     if not item["loc"]:

@@ -172,7 +172,9 @@ def test_window_longer_than_the_default_max_window_is_rejected(
 ) -> None:
     message = settings_error(monkeypatch, WINDOW="60d")
 
-    assert "EXPORTER_WINDOW (60d) exceeds EXPORTER_MAX_WINDOW (30d)" in message
+    assert (
+        message == "invalid settings: EXPORTER_WINDOW: 60d is longer than EXPORTER_MAX_WINDOW (30d)"
+    )
 
 
 def test_window_equal_to_max_window_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,7 @@ USER 10001:10001
 # --- demo-gateway: the simulated gateway of demo/, for docker-compose.yml -------------------
 FROM runtime AS demo-gateway
 WORKDIR /opt/demo-gateway
-COPY demo/__init__.py demo/gateway.py demo/
+COPY demo/__init__.py demo/gateway.py demo/metrics.py demo/simulation.py demo/
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8000/metrics', timeout=4)"]

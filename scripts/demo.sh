@@ -4,19 +4,31 @@
 #
 # Usage: scripts/demo.sh
 # Environment: DEMO_GATEWAY_PORT (8000), DEMO_PROMETHEUS_PORT (9090), DEMO_EXPORTER_PORT (9199),
-#              DEMO_VENV (<repo>/.venv): the virtualenv that holds summary-exporter.
-# State and logs go to <repo>/.demo/ (git-ignored).
+#              DEMO_VENV (<repo>/.venv): the virtualenv that holds summary-exporter,
+#              DEMO_DIR (<repo>/.demo, git-ignored): state and logs,
+#              DEMO_STARTUP_TIMEOUT (30): seconds each component gets to answer.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+# Under `make demo`, Ctrl-C would reach make as well as this script, and make would die of it
+# once the demo has stopped. Run the demo as a job of its own (job control gives it its own
+# process group and the terminal), so that Ctrl-C reaches it alone and make sees it end well.
+if [[ -t 0 && -z "${DEMO_IN_FOREGROUND:-}" ]]; then
+    set -m
+    status=0
+    DEMO_IN_FOREGROUND=1 bash "${BASH_SOURCE[0]}" "$@" || status=$?
+    exit "$status"
+fi
+
 GATEWAY_PORT="${DEMO_GATEWAY_PORT:-8000}"
 PROMETHEUS_PORT="${DEMO_PROMETHEUS_PORT:-9090}"
 EXPORTER_PORT="${DEMO_EXPORTER_PORT:-9199}"
 VENV="${DEMO_VENV:-$ROOT/.venv}"
-DEMO_DIR="$ROOT/.demo"
+DEMO_DIR="${DEMO_DIR:-$ROOT/.demo}"
 PROMETHEUS=/usr/bin/prometheus
-STARTUP_TIMEOUT=30 # seconds each component gets to answer
+STARTUP_TIMEOUT="${DEMO_STARTUP_TIMEOUT:-30}"
 
 GATEWAY_PID="" PROMETHEUS_PID="" EXPORTER_PID=""
 
@@ -49,13 +61,14 @@ stop_all() {
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 trap stop_all EXIT
-trap 'exit 130' INT
+trap 'echo; exit 0' INT # Ctrl-C is how the demo is meant to end: quietly, with status 0
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 for port in "$GATEWAY_PORT" "$PROMETHEUS_PORT" "$EXPORTER_PORT"; do
     [[ "$port" =~ ^[0-9]+$ ]] || die "not a port number: '$port'"
 done
+[[ "$STARTUP_TIMEOUT" =~ ^[0-9]+$ ]] || die "not a number of seconds: '$STARTUP_TIMEOUT'"
 
 as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
 
@@ -90,9 +103,16 @@ fi
 # --- 2. Start the three processes ---------------------------------------------------------
 mkdir -p "$DEMO_DIR/prometheus-data"
 
+# The helpers below ignore SIGINT: a Ctrl-C while one runs must not print a Python traceback;
+# this script acts on it as soon as the helper returns.
+quiet_python() { (
+    trap '' INT
+    exec "$VENV/bin/python" "$@"
+); }
+
 # HTTP status of a GET, or 000 when nothing answers (python, so curl is not required).
 http_status() {
-    "$VENV/bin/python" - "$1" <<'PY'
+    quiet_python - "$1" <<'PY'
 import sys, urllib.error, urllib.request
 try:
     with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
@@ -106,7 +126,7 @@ PY
 
 # Can we listen on the port? SO_REUSEADDR as the servers use it, so TIME_WAIT does not count.
 port_free() {
-    "$VENV/bin/python" -c 'import socket, sys
+    quiet_python -c 'import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
@@ -174,21 +194,28 @@ EXPORTER_PID=$!
 wait_until_up summary-exporter "$EXPORTER_PID" "http://127.0.0.1:$EXPORTER_PORT/metrics" \
     "$DEMO_DIR/exporter.log" '[1-5][0-9][0-9]'
 
+CLI="$VENV/bin/summary-exporter"
+[[ "$CLI" == "$ROOT"/* ]] && CLI="${CLI#"$ROOT"/}"
 cat <<INFO
 
   The demo is running. Data appears within ~10 s (Prometheus applies its targets ~5 s after
-  start); the summary covers the last minute and refreshes every 5 s.
+  start); the summary covers the last minute and refreshes every 5 s. The gateway is healthy
+  most of the time; now and then one provider fails for a while (its circuit breaker opens,
+  requests only it serves fail, a deduction is missed): watch the page go ok, degraded, ok.
+  Gateway: $(head -n 1 "$DEMO_DIR/gateway.log").
 
-    gateway metrics    http://127.0.0.1:$GATEWAY_PORT/metrics
-    Prometheus         http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum(rate(fastapi_requests_total[1m]))
+    status page        http://127.0.0.1:$EXPORTER_PORT/
+    health             http://127.0.0.1:$EXPORTER_PORT/health
     exporter summary   http://127.0.0.1:$EXPORTER_PORT/summary
     exporter gauges    http://127.0.0.1:$EXPORTER_PORT/metrics
+    Prometheus         http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum(rate(fastapi_requests_total[1m]))
+    gateway metrics    http://127.0.0.1:$GATEWAY_PORT/metrics
     logs               $DEMO_DIR/*.log
+    the CLI            $CLI check --url http://127.0.0.1:$EXPORTER_PORT
 
   Press Ctrl-C to stop all three.
 
 INFO
-
 # --- 3. Run until Ctrl-C/TERM (the traps) or until one of the three dies ------------------
 while true; do
     wait -n || true # returns when a child exits; a trapped signal exits in its trap instead

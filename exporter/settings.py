@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from exporter.durations import parse_duration
 from exporter.errors import SettingsError
+from exporter.matchers import canonical_selector
 
 ENV_PREFIX = "EXPORTER_"
 _FILES = ("catalog", "bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
@@ -40,11 +41,14 @@ class Settings(BaseSettings):
     max_window: str = "30d"  # before `window`, whose validator compares with it
     window: str = "5m"
     catalog: Path | None = None
+    # Label matchers every query of the catalog applies to the gateway's series and to `up`,
+    # e.g. job="gatewayz-api-production": one environment of a Prometheus that scrapes several.
+    selector: str = ""
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # Above the catalog's ~27 distinct queries, so a refresh is one wave, not several
+    # Above the catalog's 33 distinct queries, so a refresh is one wave, not several
     # (measured in docs/benchmarks.md); Prometheus queues beyond its own limit anyway.
-    max_concurrent_queries: int = Field(default=32, ge=1, le=256)
+    max_concurrent_queries: int = Field(default=64, ge=1, le=256)
     on_demand_cache_size: int = Field(default=64, ge=1, le=10_000)
     max_concurrent_on_demand: int = Field(default=4, ge=1, le=256)
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -161,6 +165,11 @@ class Settings(BaseSettings):
     def _duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @field_validator("selector")
+    @classmethod
+    def _label_matchers(cls, value: str) -> str:
+        return canonical_selector(value)
 
     @field_validator("window")
     @classmethod

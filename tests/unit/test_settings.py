@@ -269,3 +269,30 @@ def test_upstream_display_never_contains_the_password(monkeypatch: pytest.Monkey
     assert settings.prometheus_url == "https://admin:s3cret@prom.example:9443/prom"
     assert settings.upstream_display == "https://prom.example:9443/prom"
     assert "s3cret" not in settings.upstream_display
+
+
+def test_the_selector_is_empty_by_default_and_canonical_when_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().selector == ""
+    monkeypatch.setenv("EXPORTER_SELECTOR", " {job = 'gatewayz-api-production', env=~\"prod.*\"} ")
+
+    assert load_settings().selector == 'job="gatewayz-api-production",env=~"prod.*"'
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("job=gatewayz", "expected a quoted string"),
+        ('job="a" or up', "expected ',' between matchers"),
+        ('__name__="up"', "__name__ cannot be selected"),
+        ('job=~"(a"', "not a valid regular expression"),
+    ],
+)
+def test_a_selector_that_is_not_promql_label_matchers_is_rejected_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    message = settings_error(monkeypatch, SELECTOR=value)
+
+    assert message.startswith("invalid settings: EXPORTER_SELECTOR: ")
+    assert problem in message

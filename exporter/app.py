@@ -19,7 +19,7 @@ from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryColl
 from exporter.durations import parse_duration
 from exporter.environment import Environment, about, read_environment
 from exporter.errors import InvalidRequest
-from exporter.health import Health, Status, assess
+from exporter.health import Health, Status, assess, liveness
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
 from exporter.parameters import parse_flag, parse_time, parse_window, single
@@ -49,13 +49,14 @@ class CachedSummary:
     """The whole document of the latest background snapshot, encoded once: nearly every
     request asks for it, with no parameter, and is answered from it with no other work."""
 
-    def __init__(self, about: dict[str, Any]) -> None:
+    def __init__(self, catalog: Catalog, about: dict[str, Any]) -> None:
+        self._catalog = catalog
         self._about = about
         self._document: EncodedDocument | None = None
 
     def publish(self, snapshot: Snapshot) -> None:
         # None while fields are stale: the general path then builds each answer.
-        self._document = snapshot.encoded(None, self._about)
+        self._document = snapshot.encoded(None, said_with(self._catalog, snapshot, self._about))
 
     def serving(self, general: Handler) -> Handler:
         """A handler that answers from the cached document when it can, else with `general`.
@@ -114,10 +115,16 @@ async def _snapshot_for(
     return await services.on_demand.get(at, window)
 
 
+def said_with(catalog: Catalog, snapshot: Snapshot, about: dict[str, Any]) -> dict[str, Any]:
+    """What a summary document says besides its fields: the process (`about`) and whether the
+    gateway itself is up (`liveness`), which is the same for the whole life of a snapshot."""
+    return about | {"liveness": liveness(catalog, snapshot).document()}
+
+
 async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
-    facts = request.app[ABOUT]
     explained = _flag(request, "explain")
     snapshot = await _snapshot_for(request)
+    facts = said_with(request.app[CATALOG], snapshot, request.app[ABOUT])
     if explained:
         # Per field, the PromQL and instant to paste into Prometheus; built per request.
         document = snapshot.document(time.time(), domains, facts)
@@ -280,7 +287,7 @@ def create_app(
     app[OPENAPI] = openapi_document(catalog)
     app[ENVIRONMENT] = environment or read_environment()
     app[ABOUT] = about(app[ENVIRONMENT])
-    cached = app[CACHED_SUMMARY] = CachedSummary(app[ABOUT])
+    cached = app[CACHED_SUMMARY] = CachedSummary(catalog, app[ABOUT])
     app.cleanup_ctx.append(_upstream)
     # The whole document, at its own path and at the gateway's original one.
     app.router.add_get("/summary", cached.serving(json_errors(summary)))

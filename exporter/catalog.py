@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -15,8 +17,11 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -25,6 +30,14 @@ from exporter.errors import CatalogError
 
 BUILTIN = "catalog.yaml"
 WINDOW_PLACEHOLDER = "window"
+# Placeholders every template may use besides the catalog's own definitions. The window
+# changes per request; the others are fixed when the catalog is loaded (`Catalog.bind`).
+SELECTOR_PLACEHOLDER = "selector"
+LOOKBACK_PLACEHOLDER = "lookback"
+LOOKBACK_SECONDS_PLACEHOLDER = "lookback_seconds"
+BUILTIN_PLACEHOLDERS = frozenset(
+    {WINDOW_PLACEHOLDER, SELECTOR_PLACEHOLDER, LOOKBACK_PLACEHOLDER, LOOKBACK_SECONDS_PLACEHOLDER}
+)
 SELF_METRICS_PREFIX = "summary_exporter_"
 
 ENVIRONMENT_INFO = "summary_environment_info"
@@ -63,6 +76,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LowerBound(_Strict):
+    """When a field's answer is only a lower bound of the true value, and why."""
+
+    when: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid_query(self, info: ValidationInfo) -> LowerBound:
+        _check_template(self.when, info)
+        return self
+
+
 class FieldSpec(_Strict):
     """One field of the summary and the PromQL that answers it."""
 
@@ -76,10 +101,13 @@ class FieldSpec(_Strict):
     when_zero_denominator: str | None = None
     label: str | None = None
     gauge: Name | None = None
+    lower_bound: LowerBound | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> FieldSpec:
-        _check_template(self.query)
+    def _consistent(self, info: ValidationInfo) -> FieldSpec:
+        _check_template(self.query, info)
+        if self.kind is Kind.LABELS and self.lower_bound is not None:
+            raise ValueError("`lower_bound` applies to numbers, not to a list")
         if self.kind is Kind.LABELS and (self.label is None or self.gauge is None):
             raise ValueError("a labels field needs `label` (what to list) and `gauge` (its values)")
         if self.kind is not Kind.LABELS and self.label is not None:
@@ -91,13 +119,31 @@ class FieldSpec(_Strict):
     def render(self, window: str) -> str:
         """The PromQL for one window: a window reaches PromQL only as the canonical rendering
         of its parsed length (`7d` as `1w`), never as written; ValueError when it is none."""
-        canonical = format_duration(parse_duration(window))
-        return Template(self.query).substitute({WINDOW_PLACEHOLDER: canonical})
+        return render(self.query, window)
 
     @property
     def windowed(self) -> bool:
         """Whether the query looks back over the window, rather than at one instant."""
         return WINDOW_PLACEHOLDER in Template(self.query).get_identifiers()
+
+    def render_lower_bound(self, window: str) -> str | None:
+        """The PromQL that answers when this field's value is only a lower bound, if any."""
+        return None if self.lower_bound is None else render(self.lower_bound.when, window)
+
+    def sources(self) -> tuple[str, ...]:
+        """The metric names the field's query reads, in order of first use."""
+        return metric_names(self.query)
+
+    def templates(self) -> list[str]:
+        return [self.query] + ([self.lower_bound.when] if self.lower_bound else [])
+
+    def _bound(self, write: Callable[[str], str]) -> FieldSpec:
+        update: dict[str, Any] = {"query": write(self.query)}
+        if self.lower_bound is not None:
+            update["lower_bound"] = self.lower_bound.model_copy(
+                update={"when": write(self.lower_bound.when)}
+            )
+        return self.model_copy(update=update)
 
     def gauge_name(self, domain: str, field: str) -> str:
         """`summary_<domain>_<field>` in base units; a trailing `_total` is dropped, since
@@ -127,28 +173,53 @@ class DomainSpec(_Strict):
 
 
 class Threshold(_Strict):
-    """A limit a check's value is past: above `above`, or at least `at_least`."""
+    """A limit a check's value is past: `above`, `at_least`, `below` or `at_most` a number."""
 
     above: FiniteFloat | None = None
     at_least: FiniteFloat | None = None
+    below: FiniteFloat | None = None
+    at_most: FiniteFloat | None = None
 
     @model_validator(mode="after")
     def _one_limit(self) -> Threshold:
-        if (self.above is None) == (self.at_least is None):
-            raise ValueError("give exactly one of `above` or `at_least`")
+        if len(self.model_fields_set) != 1 or self.limit_or_none is None:
+            raise ValueError("give exactly one of `above`, `at_least`, `below` or `at_most`")
         return self
 
     @property
+    def limit_or_none(self) -> float | None:
+        return next(
+            (v for v in (self.above, self.at_least, self.below, self.at_most) if v is not None),
+            None,
+        )
+
+    @property
     def limit(self) -> float:
-        limit = self.above if self.above is not None else self.at_least
+        limit = self.limit_or_none
         assert limit is not None  # the validator requires one of them
         return limit
 
+    @property
+    def word(self) -> str:
+        """How the limit reads: `above`, `at_least`, `below` or `at_most`."""
+        return next(iter(self.model_fields_set))
+
+    @property
+    def upward(self) -> bool:
+        """Whether values past this limit are higher than it (above, at least)."""
+        return self.above is not None or self.at_least is not None
+
     def crossed_by(self, value: float) -> bool:
-        return value > self.limit if self.above is not None else value >= self.limit
+        limit = self.limit
+        return {
+            "above": value > limit,
+            "at_least": value >= limit,
+            "below": value < limit,
+            "at_most": value <= limit,
+        }[self.word]
 
     def document(self) -> dict[str, float]:
-        return {"above": self.limit} if self.above is not None else {"at_least": self.limit}
+        return {self.word: self.limit}
 
 
 _QUERY_CHECK_KEYS = frozenset({"unit", "no_series_means_zero", "when_empty"})
@@ -165,23 +236,29 @@ class CheckSpec(_Strict):
     no_series_means_zero: bool = False
     when_empty: str = "the query returned no series"
     production_only: bool = False
+    liveness: bool = False
     degraded: Threshold | None = None
     critical: Threshold | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> CheckSpec:
+    def _consistent(self, info: ValidationInfo) -> CheckSpec:
         if (self.field is None) == (self.query is None):
             raise ValueError("give exactly one of `field` (domain.field) or `query` (PromQL)")
         if self.query is not None:
-            _check_template(self.query)
+            _check_template(self.query, info)
         elif answer_keys := sorted(self.model_fields_set & _QUERY_CHECK_KEYS):
             raise ValueError(f"{answer_keys} apply to query checks; a field check reads its field")
         if self.percent_of is not None and self.field is None:
             raise ValueError("`percent_of` applies to field checks")
         if self.degraded is None and self.critical is None:
             raise ValueError("give `degraded`, `critical` or both")
-        if self.degraded and self.critical and self.degraded.limit > self.critical.limit:
-            raise ValueError("the degraded limit is above the critical one")
+        if self.degraded and self.critical:
+            if self.degraded.upward != self.critical.upward:
+                raise ValueError("the degraded and critical limits point in different directions")
+            if self.degraded.upward and self.degraded.limit > self.critical.limit:
+                raise ValueError("the degraded limit is above the critical one")
+            if not self.degraded.upward and self.degraded.limit < self.critical.limit:
+                raise ValueError("the degraded limit is below the critical one")
         return self
 
     def answer_spec(self) -> FieldSpec:
@@ -196,10 +273,46 @@ class CheckSpec(_Strict):
             when_empty=self.when_empty,
         )
 
+    def _bound(self, write: Callable[[str], str]) -> CheckSpec:
+        if self.query is None:
+            return self
+        return self.model_copy(update={"query": write(self.query)})
+
 
 class Catalog(_Strict):
+    # How far back a metric must have series for a count that reads it to be 0 rather than
+    # null, and for the gateway's liveness; `$lookback` (and `$lookback_seconds`) in queries.
+    lookback: str = "1h"
+    # Named pieces of PromQL, used as `$name` in queries (and in later definitions); each is
+    # put in parentheses where it is used.
+    definitions: dict[Name, str] = Field(default_factory=dict)
     domains: dict[Name, DomainSpec] = Field(min_length=1)
     checks: dict[Name, CheckSpec] = Field(default_factory=dict)
+    # The label matchers bound into every query (EXPORTER_SELECTOR), canonical; see bind().
+    _selector: str = PrivateAttr(default="")
+
+    @field_validator("lookback")
+    @classmethod
+    def _valid_lookback(cls, lookback: str) -> str:
+        parse_duration(lookback)
+        return lookback
+
+    @field_validator("definitions")
+    @classmethod
+    def _definitions_use_earlier_ones(cls, definitions: dict[str, str]) -> dict[str, str]:
+        known = set(BUILTIN_PLACEHOLDERS)
+        for name, definition in definitions.items():
+            if name in BUILTIN_PLACEHOLDERS:
+                raise ValueError(f"{name}: the name of a built-in placeholder")
+            if not Template(definition).is_valid() or not _balanced(definition):
+                raise ValueError(f"{name}: malformed placeholder, brackets or quotes")
+            unknown = _unknown_placeholders(definition, known)
+            if unknown:
+                raise ValueError(
+                    f"{name}: uses {unknown}, which are neither built in nor defined before it"
+                )
+            known.add(name)
+        return definitions
 
     @model_validator(mode="after")
     def _checks_read_numeric_fields(self) -> Catalog:
@@ -226,6 +339,43 @@ class Catalog(_Strict):
             seen[gauge] = f"{domain}.{name}"
         return self
 
+    @property
+    def selector(self) -> str:
+        return self._selector
+
+    @property
+    def lookback_canonical(self) -> str:
+        return format_duration(parse_duration(self.lookback))
+
+    def bind(self, selector: str = "") -> Catalog:
+        """This catalog with `$selector`, `$lookback` and the definitions written into every
+        query, so that only `$window` is left; `selector` must be canonical matchers."""
+        lookback_ms = parse_duration(self.lookback)
+
+        def write(template: str) -> str:
+            if not selector:
+                # `x{a="b",$selector}` must not become `x{a="b",}`: valid, but not for people.
+                template = _NO_SELECTOR.sub("", template)
+            return _substitute(template, values)
+
+        values = {
+            SELECTOR_PLACEHOLDER: selector,
+            LOOKBACK_PLACEHOLDER: format_duration(lookback_ms),
+            LOOKBACK_SECONDS_PLACEHOLDER: f"{lookback_ms / 1000:g}",
+        }
+        for name, definition in self.definitions.items():
+            values[name] = f"({write(definition)})"
+        domains = {
+            domain: spec.model_copy(
+                update={"fields": {n: f._bound(write) for n, f in spec.fields.items()}}
+            )
+            for domain, spec in self.domains.items()
+        }
+        checks = {name: check._bound(write) for name, check in self.checks.items()}
+        bound = self.model_copy(update={"domains": domains, "checks": checks})
+        bound._selector = selector
+        return bound
+
     def field(self, reference: str) -> FieldSpec | None:
         """The field named `domain.field`, or None."""
         domain, _, name = reference.partition(".")
@@ -240,16 +390,149 @@ class Catalog(_Strict):
             for name, spec in domain_spec.fields.items()
         ]
 
+    def sources(self) -> tuple[str, ...]:
+        """Every metric name the fields and query checks read, in order of first use."""
+        queries = [spec.query for _, _, spec in self.fields()]
+        queries += [check.query for check in self.checks.values() if check.query is not None]
+        return tuple(dict.fromkeys(name for query in queries for name in metric_names(query)))
 
-def _check_template(query: str) -> None:
-    template = Template(query)
-    if not template.is_valid():
+    def existence_query(self, names: tuple[str, ...], lookback: str | None = None) -> str:
+        """PromQL counting, per metric name, the series (under the selector) with a sample in
+        the lookback: one bounded question for every name at once."""
+        return self.series_query("|".join(names), lookback)
+
+    def series_query(self, name_pattern: str, lookback: str | None = None) -> str:
+        """As existence_query, for every metric whose name matches a regular expression."""
+        matchers = [f"__name__=~{json.dumps(name_pattern)}"]
+        matchers += [self._selector] if self._selector else []
+        span = lookback or self.lookback_canonical
+        return f"count by (__name__) (last_over_time({{{','.join(matchers)}}}[{span}]))"
+
+    def shown(self, name: str) -> str:
+        """A metric as selected here: with the selector's matchers when there are any."""
+        return f"{name}{{{self._selector}}}" if self._selector else name
+
+
+# The validation context of a catalog document: the names of its definitions.
+DEFINITIONS = "definitions"
+
+
+def _check_template(query: str, info: ValidationInfo | None = None) -> None:
+    if not Template(query).is_valid():
         raise ValueError("query has a malformed '$' placeholder (use $window, or $$ for '$')")
-    unknown = set(template.get_identifiers()) - {WINDOW_PLACEHOLDER}
+    known = set(BUILTIN_PLACEHOLDERS)
+    if info is not None and isinstance(info.context, dict):
+        known |= set(info.context.get(DEFINITIONS, ()))
+    unknown = _unknown_placeholders(query, known)
     if unknown:
-        raise ValueError(f"query uses unknown placeholders {sorted(unknown)}; only $window")
+        allowed = ", ".join(f"${name}" for name in sorted(known))
+        raise ValueError(f"query uses unknown placeholders {unknown}; known: {allowed}")
     if not _balanced(query):
         raise ValueError("query has unbalanced brackets or quotes")
+
+
+def _unknown_placeholders(template: str, known: set[str]) -> list[str]:
+    return sorted(set(Template(template).get_identifiers()) - known)
+
+
+# A `$selector` placeholder with its comma, or with its braces after a metric name, for when
+# there is no selector to write.
+_NO_SELECTOR = re.compile(
+    r"\s*,\s*\$(?:selector\b|\{selector\})"
+    r"|\$(?:selector\b|\{selector\})\s*,\s*"
+    r"|(?<=[a-zA-Z0-9_:])\{\s*\$(?:selector\b|\{selector\})\s*\}"
+)
+
+
+def _substitute(template: str, values: Mapping[str, str]) -> str:
+    """`template` with the placeholders named in `values` replaced; `$$` and others kept."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("named") or match.group("braced")
+        return values[name] if name is not None and name in values else match.group()
+
+    return Template.pattern.sub(replace, template)
+
+
+def render(template: str, window: str) -> str:
+    """A bound template's PromQL for one window, written as the canonical rendering of its
+    parsed length; ValueError when it is no duration."""
+    canonical = format_duration(parse_duration(window))
+    return Template(template).substitute({WINDOW_PLACEHOLDER: canonical})
+
+
+_IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# Words of PromQL that are never metric names: binary operators, modifiers, aggregations.
+_OPERATORS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "atan2", "Inf", "NaN", "inf", "nan"}
+)
+_AGGREGATIONS = frozenset(
+    {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
+     "topk", "quantile"}
+)  # fmt: skip
+# Modifiers followed by a list of label names, which are not metric names either.
+_LABEL_LISTS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+_CLOSING = {"{": "}", "[": "]", "(": ")"}
+
+
+def metric_names(promql: str) -> tuple[str, ...]:
+    """The metric names a query selects, in order of first use: `x`, `x{...}` and `x[5m]`, not
+    functions, operators, label names, strings or placeholders."""
+    names: list[str] = []
+    position = 0
+    while position < len(promql):
+        char = promql[position]
+        if char in "\"'`":
+            position = _after_string(promql, position)
+            continue
+        if char in "{[":
+            # Label matchers and durations: nothing in them is a metric name.
+            position = _after_group(promql, position)
+            continue
+        previous = promql[position - 1] if position else " "
+        match = _IDENTIFIER.match(promql, position)
+        if match is None or previous.isalnum() or previous in "_:.$":
+            position += 1
+            continue
+        word = match.group()
+        position = match.end()
+        following = promql[position:].lstrip()
+        if word in _LABEL_LISTS:
+            if following.startswith("("):
+                position = _after_group(promql, promql.index("(", position))
+        elif word in _OPERATORS or word in _AGGREGATIONS or following.startswith("("):
+            continue
+        elif word not in names:
+            names.append(word)
+    return tuple(names)
+
+
+def _after_group(promql: str, start: int) -> int:
+    """The position after the bracket opened at `start` closes (strings skipped)."""
+    closing = _CLOSING[promql[start]]
+    position = start + 1
+    while position < len(promql):
+        char = promql[position]
+        if char in "\"'`":
+            position = _after_string(promql, position)
+            continue
+        if char == closing:
+            return position + 1
+        position += 1
+    return position
+
+
+def _after_string(promql: str, start: int) -> int:
+    quote = promql[start]
+    position = start + 1
+    while position < len(promql):
+        if promql[position] == "\\" and quote != "`":
+            position += 2
+            continue
+        if promql[position] == quote:
+            return position + 1
+        position += 1
+    return position
 
 
 def _balanced(query: str) -> bool:
@@ -282,14 +565,17 @@ def _location(loc: tuple[int | str, ...]) -> str:
     )
 
 
-def parse_catalog(text: str, source: str) -> Catalog:
-    """A validated catalog, or CatalogError naming `source` and every invalid field."""
+def parse_catalog(text: str, source: str, selector: str = "") -> Catalog:
+    """A validated catalog bound to `selector` (canonical label matchers, see Catalog.bind),
+    or CatalogError naming `source` and every invalid field."""
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise CatalogError(f"catalog {source}: not valid YAML: {error}") from None
     try:
-        return Catalog.model_validate(data)
+        definitions = data.get(DEFINITIONS) if isinstance(data, dict) else None
+        names = list(definitions) if isinstance(definitions, dict) else []
+        return Catalog.model_validate(data, context={DEFINITIONS: names}).bind(selector)
     except ValidationError as error:
         problems = [
             f"{_location(item['loc']) or '(top level)'}: {item['msg']}"
@@ -298,15 +584,15 @@ def parse_catalog(text: str, source: str) -> Catalog:
         raise CatalogError(f"catalog {source}: " + "; ".join(problems)) from None
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
-    """The catalog at `path`, or the built-in one shipped in the package."""
+def load_catalog(path: Path | None = None, selector: str = "") -> Catalog:
+    """The catalog at `path`, or the built-in one shipped in the package, bound to `selector`."""
     if path is None:
         text = resources.files("exporter").joinpath(BUILTIN).read_text(encoding="utf-8")
-        return parse_catalog(text, f"(built-in {BUILTIN})")
+        return parse_catalog(text, f"(built-in {BUILTIN})", selector)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise CatalogError(f"catalog {path}: cannot read: {error.strerror}") from None
     except UnicodeDecodeError:
         raise CatalogError(f"catalog {path}: not UTF-8 text") from None
-    return parse_catalog(text, str(path))
+    return parse_catalog(text, str(path), selector)

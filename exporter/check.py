@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,10 +23,12 @@ from urllib.parse import urlencode
 import aiohttp
 
 from exporter import strict_json
+from exporter.app import said_with
 from exporter.catalog import Unit, load_catalog
 from exporter.environment import about, read_environment
 from exporter.errors import CatalogError, InvalidRequest, SettingsError
 from exporter.health import assess, format_age, format_value
+from exporter.matchers import selector_argument
 from exporter.parameters import parse_time, parse_window
 from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator
@@ -88,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="with --prometheus: catalog file (default: $EXPORTER_CATALOG or the built-in one)",
     )
+    parser.add_argument(
+        "--selector",
+        type=selector_argument,
+        help="with --prometheus: label matchers for the gateway's series, e.g."
+        ' job="gatewayz-api-production" (default: $EXPORTER_SELECTOR)',
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -128,6 +136,7 @@ async def collect(arguments: argparse.Namespace, settings: Settings) -> Report:
             at=arguments.time,
             window=arguments.window or settings.window,
             catalog_path=arguments.catalog or settings.catalog,
+            selector=settings.selector if arguments.selector is None else arguments.selector,
             query_timeout=arguments.timeout,
             max_concurrency=settings.max_concurrent_queries,
             max_response_bytes=settings.max_response_bytes,
@@ -205,9 +214,10 @@ async def from_prometheus(
     query_timeout: float,
     max_concurrency: int,
     max_response_bytes: int,
+    selector: str = "",
 ) -> Report:
     """The catalog evaluated against Prometheus at one instant, and the checks judged here."""
-    catalog = load_catalog(catalog_path)
+    catalog = load_catalog(catalog_path, selector)
     environment = read_environment()
     instant = round(time.time() if at is None else at, 3)
     shown = redact_url(url.rstrip("/"))
@@ -227,9 +237,28 @@ async def from_prometheus(
         raise Unreachable(f"cannot reach Prometheus: {cause}")
     # Just evaluated, so there is no snapshot age to judge.
     health = assess(catalog, snapshot, environment, as_of=instant, max_staleness=None)
-    summary = snapshot.document(time.time(), about=about(environment))
+    summary = snapshot.document(time.time(), about=said_with(catalog, snapshot, about(environment)))
     summary["explain"] = explain(catalog, snapshot)
     return Report(f"{shown} (Prometheus)", summary, health.document() | about(environment))
+
+
+_LIVENESS_WORDS = {
+    "critical": "gateway down",
+    "degraded": "gateway partly down",
+    "unknown": "gateway liveness unknown",
+}
+
+
+def _liveness_note(liveness: Mapping[str, Any] | None, paint: Callable[[str, str], str]) -> str:
+    """What the first line adds when the gateway itself is not known to be up."""
+    if not liveness:
+        return ""
+    status = str(liveness.get("status", "unknown"))
+    words = _LIVENESS_WORDS.get(status)
+    if words is None:
+        return ""
+    reason = liveness.get("reason")
+    return " (" + paint(status, words + (f": {reason}" if reason else "")) + ")"
 
 
 def colour_enabled(stream: TextIO, environ: Mapping[str, str]) -> bool:
@@ -246,7 +275,8 @@ def render(report: Report, *, colour: bool) -> str:
     summary, health = report.summary, report.health
     environment = summary.get("environment") or {}
     lines = [
-        f"Gateway status: {paint(report.status, report.status.upper())}",
+        f"Gateway status: {paint(report.status, report.status.upper())}"
+        + _liveness_note(health.get("liveness") or summary.get("liveness"), paint),
         f"  from {report.source}; evaluated at {summary.get('timestamp')} over the last"
         f" {summary.get('window')}; APP_ENV={environment.get('app_env') or 'unset'},"
         f" test mode {'on' if environment.get('testing') else 'off'}",
@@ -256,13 +286,14 @@ def render(report: Report, *, colour: bool) -> str:
         lines.append(paint("degraded", f"  STALE: the newest values are {age} old"))
     explained = summary.get("explain") or {}
     nulls = summary.get("nulls") or {}
+    bounds = summary.get("bounds") or {}
     for domain, fields in (summary.get("metrics") or {}).items():
         lines += ["", domain]
         width = max((len(name) for name in fields), default=0)
         for name, value in fields.items():
             key = f"{domain}.{name}"
             unit = explained.get(key, {}).get("unit")
-            shown = format_value(value, Unit(unit) if unit in set(Unit) else None)
+            shown = format_value(value, Unit(unit) if unit in set(Unit) else None, bounds.get(key))
             if value is None and key in nulls:
                 shown += paint("unknown", f"  (null: {nulls[key]})")
             lines.append(f"  {name:<{width}}  {shown}")

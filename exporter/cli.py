@@ -18,6 +18,7 @@ from exporter.app import create_app
 from exporter.catalog import load_catalog
 from exporter.environment import production_guard, read_environment, validate_env
 from exporter.errors import CatalogError, SettingsError
+from exporter.matchers import selector_argument
 from exporter.rules import render_rules
 from exporter.settings import ENV_PREFIX, Settings, default, load_settings
 
@@ -69,7 +70,7 @@ def serve() -> int:
         return EXIT_CONFIG
     try:
         settings = load_settings()
-        catalog = load_catalog(settings.catalog)
+        catalog = load_catalog(settings.catalog, settings.selector)
     except (SettingsError, CatalogError) as error:
         print(f"summary-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -131,13 +132,14 @@ def listen_problem(error: OSError, settings: Settings) -> str | None:
     return problems.get(error.errno) if error.errno is not None else None
 
 
-def rules(window: str | None, catalog_path: Path | None) -> int:
-    """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW/EXPORTER_CATALOG."""
+def rules(window: str | None, catalog_path: Path | None, selector: str | None) -> int:
+    """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW,
+    EXPORTER_CATALOG and EXPORTER_SELECTOR."""
     try:
         settings = load_settings()
         window = window or settings.window
         catalog_path = catalog_path or settings.catalog
-        catalog = load_catalog(catalog_path)
+        catalog = load_catalog(catalog_path, settings.selector if selector is None else selector)
         source = str(catalog_path) if catalog_path else "the built-in catalog"
         text = render_rules(catalog, window, source)
     except (SettingsError, CatalogError) as error:
@@ -169,6 +171,12 @@ def parser() -> argparse.ArgumentParser:
     rules_command.add_argument(
         "--catalog", type=Path, help="catalog file (default: $EXPORTER_CATALOG or the built-in)"
     )
+    rules_command.add_argument(
+        "--selector",
+        type=selector_argument,
+        help='label matchers for the gateway\'s series, e.g. job="gatewayz-api-production"'
+        " (default: $EXPORTER_SELECTOR)",
+    )
     validate_command = commands.add_parser(
         "validate-env",
         help="pre-deployment check: exit 0 only for APP_ENV=production with test mode off",
@@ -189,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "serve":
         return serve()
     if arguments.command == "rules":
-        return rules(arguments.window, arguments.catalog)
+        return rules(arguments.window, arguments.catalog, arguments.selector)
     if arguments.command == "validate-env":
         return validate_env(as_json=arguments.json)
     if arguments.command == "check":

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 from exporter.catalog import ENVIRONMENT_INFO, Catalog, Kind
 from exporter.environment import Environment
+from exporter.health import Status, liveness
 from exporter.refresher import Clock, Refresher, RefreshOutcome
 
 
@@ -45,6 +46,16 @@ class SummaryCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         snapshot = self._refresher.current
         yield from self._self_metrics()
+        gateway = liveness(self._catalog, snapshot)
+        family = GaugeMetricFamily(
+            "summary_liveness",
+            "1 for the gateway's liveness status (ok, degraded, critical or unknown), from the"
+            " catalog's liveness checks: critical when it is down; 0 for the other statuses.",
+            labels=["status"],
+        )
+        for status in Status:
+            family.add_metric([status.value], 1.0 if status is gateway.status else 0.0)
+        yield family
         for domain, name, spec in self._catalog.fields():
             field = snapshot.fields.get((domain, name)) if snapshot else None
             gauge_name = spec.gauge_name(domain, name)

@@ -15,7 +15,7 @@ from typing import Any
 
 from exporter.catalog import Catalog, CheckSpec, Threshold, Unit
 from exporter.environment import Environment
-from exporter.snapshot import Snapshot, Value, format_instant
+from exporter.snapshot import AT_LEAST, Snapshot, Value, format_instant
 
 NO_SNAPSHOT = "the first refresh has not finished yet"
 
@@ -45,14 +45,15 @@ def format_number(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def format_value(value: Value, unit: Unit | None = None) -> str:
-    """A field value for people, with its unit; rounding happens here and only here."""
+def format_value(value: Value, unit: Unit | None = None, bound: str | None = None) -> str:
+    """A field value for people, with its unit and "≥" when it is only a lower bound;
+    rounding happens here and only here."""
     if value is None:
         return "—"
     if isinstance(value, list):
         return ", ".join(value) or "none"
     suffix = "" if unit is None else _SUFFIXES.get(unit, "")
-    return format_number(value) + suffix
+    return ("≥ " if bound == AT_LEAST else "") + format_number(value) + suffix
 
 
 def format_age(seconds: float) -> str:
@@ -102,6 +103,7 @@ class Health:
     status: Status
     checks: tuple[CheckResult, ...]
     snapshot: Snapshot | None
+    liveness: Liveness
 
     def document(self) -> dict[str, Any]:
         snapshot = self.snapshot
@@ -110,8 +112,63 @@ class Health:
             "timestamp": None if snapshot is None else format_instant(snapshot.data_instant),
             "window": None if snapshot is None else snapshot.window,
             "source": None if snapshot is None else snapshot.source,
+            "liveness": self.liveness.document(),
             "checks": {check.name: check.document() for check in self.checks},
         }
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """Whether the gateway itself is up, from the catalog's liveness checks: the worst of those
+    that have a value; unknown when none has (or the catalog has none)."""
+
+    status: Status
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def reason(self) -> str | None:
+        """What is wrong, for a first line: each failing liveness check and its value."""
+        failing = [check for check in self.checks if check.status in _FAILING]
+        if failing:
+            return "; ".join(f"{check.name} {check.display}" for check in failing)
+        if self.status is Status.UNKNOWN:
+            reasons = [check.reason for check in self.checks if check.reason]
+            return "; ".join(reasons) if reasons else "the catalog has no liveness checks"
+        return None
+
+    @property
+    def down(self) -> bool:
+        return self.status is Status.CRITICAL
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "reason": self.reason,
+            "checks": {check.name: check.status.value for check in self.checks},
+        }
+
+
+_FAILING = (Status.DEGRADED, Status.CRITICAL)
+
+
+def _liveness_of(checks: list[CheckResult]) -> Liveness:
+    known = [check for check in checks if check.status is not Status.UNKNOWN]
+    if not known:
+        return Liveness(Status.UNKNOWN, tuple(checks))
+    worst = max(known, key=lambda check: _SEVERITY[check.status])
+    return Liveness(worst.status, tuple(checks))
+
+
+def liveness(catalog: Catalog, snapshot: Snapshot | None) -> Liveness:
+    """The gateway's liveness on `snapshot`, judged by the catalog's liveness checks."""
+    environment = Environment()  # liveness checks are never production_only
+    return _liveness_of(
+        [
+            _catalog_check(name, spec, catalog, snapshot, environment)
+            for name, spec in catalog.checks.items()
+            if spec.liveness
+        ]
+    )
 
 
 def assess(
@@ -137,7 +194,10 @@ def assess(
     ]
     worst = max((_SEVERITY[check.status] for check in checks), default=0)
     overall = {0: Status.OK, 1: Status.DEGRADED, 2: Status.CRITICAL}[worst]
-    return Health(overall, tuple(checks), snapshot)
+    gateway = _liveness_of(
+        [c for c in checks if (spec := catalog.checks.get(c.name)) and spec.liveness]
+    )
+    return Health(overall, tuple(checks), snapshot, gateway)
 
 
 def _catalog_check(
@@ -169,20 +229,39 @@ def _catalog_check(
     measured = _measure(name, check, snapshot, unit)
     if isinstance(measured, str):
         return replace(base, reason=measured)
-    value, display = measured
-    status = Status.OK
-    if check.critical is not None and check.critical.crossed_by(value):
-        status = Status.CRITICAL
-    elif check.degraded is not None and check.degraded.crossed_by(value):
-        status = Status.DEGRADED
-    reason = None
-    if status is not Status.OK and check.production_only and not environment.production:
+    value, display, bound = measured
+    status, reason = _judge(check, value, display, bound)
+    if status in _FAILING and check.production_only and not environment.production:
         reason = (
             f"would be {status.value} in production; expected here "
             f"(APP_ENV={environment.app_env or 'unset'})"
         )
         status = Status.OK
     return replace(base, status=status, value=value, display=display, reason=reason)
+
+
+def _judge(
+    check: CheckSpec, value: float, display: str, bound: str | None
+) -> tuple[Status, str | None]:
+    """The worst level the value is past for certain. A lower bound is past an upward limit
+    it crosses, and short of a downward limit it does not cross; otherwise it may or may not
+    be past the limit, and the check cannot say OK."""
+    uncertain: list[str] = []
+    for status, threshold in ((Status.CRITICAL, check.critical), (Status.DEGRADED, check.degraded)):
+        if threshold is None:
+            continue
+        crossed = threshold.crossed_by(value)
+        if bound is None or crossed == threshold.upward:
+            if crossed:
+                note = (
+                    f"may be {uncertain[0]}: {display} is only a lower bound" if uncertain else None
+                )
+                return status, note
+            continue
+        uncertain.append(status.value)
+    if uncertain:
+        return Status.UNKNOWN, f"{display} is only a lower bound; it may be {uncertain[0]}"
+    return Status.OK, None
 
 
 def _unit(check: CheckSpec, catalog: Catalog) -> Unit:
@@ -205,8 +284,9 @@ def _promql(check: CheckSpec, catalog: Catalog, window: str) -> tuple[str, ...]:
 
 def _measure(
     name: str, check: CheckSpec, snapshot: Snapshot, unit: Unit
-) -> tuple[float, str] | str:
-    """The value to judge and how to show it, or why there is none."""
+) -> tuple[float, str, str | None] | str:
+    """The value to judge, how to show it and whether it is only a lower bound; or why there
+    is no value."""
     if check.field is None:
         answer = snapshot.checks.get(name)
         if answer is None:
@@ -214,32 +294,37 @@ def _measure(
         value = answer.value
         if not isinstance(value, int | float):
             return answer.reason or "no value"
-        return float(value), format_value(value, unit)
+        return float(value), format_value(value, unit, answer.bound), answer.bound
     part = _number(snapshot, check.field)
-    if isinstance(part, str) or check.percent_of is None:
-        return part if isinstance(part, str) else (part, format_value(part, unit))
+    if isinstance(part, str):
+        return part
+    value, bound = part
+    if check.percent_of is None:
+        return value, format_value(value, unit, bound), bound
     whole = _number(snapshot, check.percent_of)
     if isinstance(whole, str):
         return whole
-    if whole == 0:
-        return f"{check.percent_of} is 0 ({format_number(part)} of 0)"
-    share = 100 * part / whole
-    return share, f"{format_number(part)} of {format_number(whole)} ({format_value(share, unit)})"
+    if whole[1] is not None:
+        return f"{check.percent_of} is only a lower bound ({format_number(whole[0])})"
+    if whole[0] == 0:
+        return f"{check.percent_of} is 0 ({format_number(value)} of 0)"
+    share = 100 * value / whole[0]
+    shown = f"{format_value(value, None, bound)} of {format_number(whole[0])}"
+    return share, f"{shown} ({format_value(share, unit, bound)})", bound
 
 
-def _number(snapshot: Snapshot, reference: str) -> float | str:
+def _number(snapshot: Snapshot, reference: str) -> tuple[float, str | None] | str:
     domain, _, name = reference.partition(".")
     answer = snapshot.fields.get((domain, name))
     if answer is None:
         return f"{reference} is not in this snapshot"
     if not isinstance(answer.value, int | float):
         return f"{reference} is null: {answer.reason or 'no value'}"
-    return answer.value
+    return answer.value, answer.bound
 
 
 def _describe(threshold: Threshold, unit: Unit) -> str:
-    word = "above" if threshold.above is not None else "at least"
-    return f"{word} {format_value(threshold.limit, unit)}"
+    return f"{threshold.word.replace('_', ' ')} {format_value(threshold.limit, unit)}"
 
 
 def _upstream_check(snapshot: Snapshot | None) -> CheckResult:

@@ -8,6 +8,7 @@ re-quoted string, never the text as typed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -65,6 +66,14 @@ def render_matchers(matchers: tuple[Matcher, ...]) -> str:
 def canonical_selector(text: str) -> str:
     """The canonical form of a selector's matchers; '' for none."""
     return render_matchers(parse_matchers(text))
+
+
+def selector_argument(text: str) -> str:
+    """The canonical selector of a command-line option (`--selector`), for argparse."""
+    try:
+        return canonical_selector(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _matcher(body: str, position: int) -> tuple[Matcher, int]:

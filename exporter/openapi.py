@@ -17,6 +17,23 @@ _INSTANT = (
 )
 
 
+# Whether the gateway itself is up, from the catalog's liveness checks.
+_LIVENESS: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "reason", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "critical", "unknown"]},
+        "reason": {"type": "string", "nullable": True},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "string", "enum": ["ok", "degraded", "critical", "unknown"],
+            },
+        },
+    },
+}  # fmt: skip
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -55,7 +72,7 @@ def _summary_schema(catalog: Catalog) -> dict[str, Any]:
         "type": "object",
         "required": [
             "timestamp", "window", "stale", "age_seconds", "source", "metrics", "nulls",
-            "stale_fields", "warnings", "upstream",
+            "bounds", "stale_fields", "warnings", "upstream", "liveness",
         ],
         "properties": {
             "timestamp": {"type": "string", "format": "date-time"},
@@ -65,6 +82,12 @@ def _summary_schema(catalog: Catalog) -> dict[str, Any]:
             "source": {"type": "string", "enum": ["background", "on_demand"]},
             "metrics": {"type": "object", "properties": domains, "additionalProperties": False},
             "nulls": {"type": "object", "additionalProperties": {"type": "string"}},
+            "bounds": {
+                "type": "object",
+                "description": "Fields whose value is only a lower bound of the true one.",
+                "additionalProperties": {"type": "string", "enum": ["at_least"]},
+            },
+            "liveness": _LIVENESS,
             "stale_fields": {"type": "object", "additionalProperties": stale_field},
             "warnings": {
                 "type": "object",
@@ -264,12 +287,13 @@ _CHECK = {
 }
 _HEALTH = {
     "type": "object",
-    "required": ["status", "timestamp", "window", "source", "checks"],
+    "required": ["status", "timestamp", "window", "source", "liveness", "checks"],
     "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded", "critical"]},
         "timestamp": {"type": "string", "format": "date-time", "nullable": True},
         "window": {"type": "string", "nullable": True},
         "source": {"type": "string", "nullable": True},
+        "liveness": _LIVENESS,
         "checks": {"type": "object", "additionalProperties": _CHECK},
     },
 }

@@ -1,4 +1,4 @@
-"""The status page: the five domains and the checks at a glance, drawn on the server.
+"""The status page: the gateway's liveness, the domains and the checks, drawn on the server.
 
 One self-contained HTML document: inline CSS, inline SVG sparklines, no script and no
 external asset, so it works air-gapped. Every value from a snapshot, the catalog or the
@@ -43,6 +43,10 @@ nav a { margin-right: 14px; }
 .critical { background: var(--critical); } .unknown { background: var(--unknown); }
 .banner { border-radius: 8px; padding: 10px 16px; margin: 12px 0; font-weight: 600;
   background: #fff8c5; border: 1px solid #d4a72c; }
+.liveness { margin: 0 0 8px; font-weight: 600; }
+.liveness.critical { color: var(--critical); background: none; }
+.liveness.degraded { color: var(--degraded); background: none; }
+.liveness.unknown { color: var(--unknown); background: none; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-top: 1px solid #e5e9ed; }
 thead th { border-top: none; color: #59636e; font-weight: 600; }
@@ -78,8 +82,19 @@ class Page:
     prometheus_url: str
 
 
+# The page's first line when the gateway itself is not known to be up.
+_LIVENESS_TITLES = {
+    Status.CRITICAL: ("Gateway down", "The gateway is down"),
+    Status.DEGRADED: ("Gateway partly down", "Part of the gateway is down"),
+    Status.UNKNOWN: ("Gateway status", "Whether the gateway is up is unknown"),
+}
+
+
 def render_page(page: Page) -> str:
-    status = page.health.status.value
+    title = page.health.status.value.upper()
+    live = page.health.liveness
+    if live.status in (Status.CRITICAL, Status.DEGRADED):
+        title += f" · {_LIVENESS_TITLES[live.status][0].lower()}"
     refresh = (
         ""
         if page.refresh_seconds is None
@@ -89,7 +104,7 @@ def render_page(page: Page) -> str:
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"{refresh}<title>{_e(status.upper())} · gateway status</title>\n"
+        f"{refresh}<title>{_e(title)} · gateway status</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n"
         f"{_header(page)}{_banner(page)}<main>\n"
         f"{_checks(page)}{_sparklines(page)}{_domains(page)}</main>\n"
@@ -135,8 +150,16 @@ def _header(page: Page) -> str:
         ("/metrics", "/metrics"),
     ]
     nav = " ".join(f'<a href="{_e(href)}">{_e(text)}</a>' for href, text in links)
+    live = page.health.liveness
+    title, sentence = _LIVENESS_TITLES.get(live.status, ("Gateway status", ""))
+    said = ""
+    if sentence and page.snapshot is not None:
+        said = (
+            f'<p class="liveness {_e(live.status.value)}" role="alert">'
+            f"{_e(sentence)}: {_e(live.reason or '')}</p>\n"
+        )
     return (
-        f"<header>\n<h1>Gateway status {_badge(page.health.status)}</h1>\n"
+        f"<header>\n<h1>{_e(title)} {_badge(page.health.status)}</h1>\n{said}"
         f'<p class="meta">{meta}</p>\n<nav aria-label="Raw data">{nav}</nav>\n</header>\n'
     )
 
@@ -271,9 +294,11 @@ def _domains(page: Page) -> str:
             field = snapshot.fields.get((domain, name))
             if field is None:
                 continue
-            value = _e(format_value(field.value, spec.unit))
+            value = _e(format_value(field.value, spec.unit, field.bound))
             if field.value is None and field.reason:
                 value += f'<br><span class="reason">null: {_e(field.reason)}</span>'
+            if field.value is not None and field.bound and spec.lower_bound is not None:
+                value += f'<br><span class="reason">at least: {_e(spec.lower_bound.reason)}</span>'
             if field.stale:
                 age = format_age(page.now - field.evaluated_at)
                 value += f'<br><span class="reason">stale, {_e(age)} old</span>'

@@ -9,7 +9,8 @@ Prometheus convention for recorded series (`level:metric:operations`) asks:
 Values are in the gauges' base units (`*_ms` fields as `*_seconds`, percentages as `*_ratio`),
 and every series carries a `window` label. A recorded series is absent exactly where the JSON
 field is `null` from an empty or non-finite answer: NaN and ±Inf are filtered out, and a count
-whose empty answer means 0 (`no_series_means_zero`) records 0.
+whose empty answer means 0 (`no_series_means_zero`) records 0 as long as one of the metrics it
+reads has series within the catalog's lookback, as the JSON does.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def record_name(domain: str, field: str, spec: FieldSpec) -> str:
     return RECORD_PREFIX + spec.gauge_name(domain, field).removeprefix(GAUGE_PREFIX)
 
 
-def rule_expression(spec: FieldSpec, window: str) -> str:
+def rule_expression(catalog: Catalog, spec: FieldSpec, window: str) -> str:
     """The field's PromQL, in the gauge's base unit, without NaN or ±Inf samples."""
     expression = spec.render(window)
     factor = spec.gauge_factor
@@ -40,7 +41,11 @@ def rule_expression(spec: FieldSpec, window: str) -> str:
         # Dividing by an exact integer keeps 250 ms as exactly 0.25 s (x * 0.001 may not).
         expression = f"({expression}) / {round(1 / factor)}"
     if spec.no_series_means_zero and spec.kind is not Kind.LABELS:
-        expression = f"({expression}) or vector(0)"
+        zero = "vector(0)"
+        if sources := spec.sources():
+            # 0 only while a metric it reads exists: never a zero for a metric never written.
+            zero = f"vector(0) and on () count({catalog.existence_query(sources)})"
+        expression = f"({expression}) or ({zero})"
     # A comparison without `bool` drops the samples that fail it: NaN fails both.
     return f"(({expression}) > -Inf) < +Inf"
 
@@ -51,7 +56,7 @@ def recording_rules(catalog: Catalog, window: str) -> dict[str, Any]:
     rules = [
         {
             "record": record_name(domain, field, spec),
-            "expr": rule_expression(spec, canonical),
+            "expr": rule_expression(catalog, spec, canonical),
             "labels": {WINDOW_LABEL: canonical},
         }
         for domain, field, spec in catalog.fields()

@@ -23,6 +23,8 @@ from exporter.strict_json import encode
 Value = int | float | list[str] | None
 FieldKey = tuple[str, str]
 Source = Literal["background", "on_demand"]
+# How a value relates to the true one when it is not exact: only a lower bound of it.
+AT_LEAST = "at_least"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class FieldValue:
     warnings: tuple[str, ...] = ()
     # The failure of the latest attempt. With a value, that value is carried over (stale).
     error: UpstreamError | None = None
+    # AT_LEAST when the value is only a lower bound of the true one (see the field's reason).
+    bound: str | None = None
+    # The metrics the query reads, when none of them has series within the lookback: the
+    # field is null because the gateway does not write them, not because nothing happened.
+    missing: tuple[str, ...] = ()
 
     @property
     def stale(self) -> bool:
@@ -56,6 +63,9 @@ class Snapshot:
     answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Answers of the catalog's query checks, by check name; never fields, never gauges.
     checks: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
+    # Series (under the selector) with a sample within the lookback, per metric the catalog
+    # reads; empty when that question failed.
+    sources: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Encoded documents by domain selection, around the age: serving costs a clock read.
     _encoded: dict[tuple[str, ...] | None, EncodedDocument] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -93,6 +103,7 @@ class Snapshot:
         wanted = None if domains is None else set(domains)
         metrics: dict[str, dict[str, Value]] = {}
         nulls: dict[str, str] = {}
+        bounds: dict[str, str] = {}
         stale_fields: dict[str, dict[str, Any]] = {}
         warnings: dict[str, list[str]] = {}
         for (domain, name), field in self.fields.items():
@@ -102,6 +113,8 @@ class Snapshot:
             key = f"{domain}.{name}"
             if field.value is None and field.reason is not None:
                 nulls[key] = field.reason
+            if field.value is not None and field.bound is not None:
+                bounds[key] = field.bound
             if field.stale and field.error is not None:
                 stale_fields[key] = {
                     "timestamp": format_instant(field.evaluated_at),
@@ -119,6 +132,7 @@ class Snapshot:
             "source": self.source,
             "metrics": metrics,
             "nulls": nulls,
+            "bounds": bounds,
             "stale_fields": stale_fields,
             "warnings": warnings,
             "upstream": {
@@ -202,39 +216,105 @@ def _age(now: float, at: float) -> float:
 
 def explain(
     catalog: Catalog, snapshot: Snapshot, domains: Iterable[str] | None = None
-) -> dict[str, dict[str, str]]:
-    """Per field: the PromQL as asked and the instant of its value, to paste into Prometheus."""
+) -> dict[str, dict[str, Any]]:
+    """Per field: the PromQL as asked and the instant of its value, to paste into Prometheus;
+    the metrics it reads with their series in the lookback; and when its value is only a
+    lower bound, the PromQL that says so and why."""
     wanted = None if domains is None else set(domains)
-    return {
-        f"{domain}.{name}": {
+    explained: dict[str, dict[str, Any]] = {}
+    for domain, name, spec in catalog.fields():
+        field = snapshot.fields.get((domain, name))
+        if (wanted is not None and domain not in wanted) or field is None:
+            continue
+        entry: dict[str, Any] = {
             "promql": spec.render(snapshot.window),
-            "time": format_instant(snapshot.fields[(domain, name)].evaluated_at),
+            "time": format_instant(field.evaluated_at),
             "unit": spec.unit.value,
         }
-        for domain, name, spec in catalog.fields()
-        if (wanted is None or domain in wanted) and (domain, name) in snapshot.fields
-    }
+        if sources := spec.sources():
+            entry["reads"] = {source: snapshot.sources.get(source) for source in sources}
+            entry["reads_promql"] = catalog.existence_query(sources)
+        if spec.lower_bound is not None:
+            entry["lower_bound"] = {
+                "promql": spec.render_lower_bound(snapshot.window),
+                "applies": field.bound == AT_LEAST,
+                "reason": spec.lower_bound.reason,
+            }
+        explained[f"{domain}.{name}"] = entry
+    return explained
 
 
-def shape(spec: FieldSpec, outcome: QueryResult | UpstreamError, at: float) -> FieldValue:
-    """One query's answer as a field value; never a number Prometheus did not give."""
-    if isinstance(outcome, UpstreamError):
-        return FieldValue(None, at, reason=f"query failed: {outcome}", error=outcome)
+@dataclass(frozen=True)
+class Existence:
+    """Which metrics have series (under the selector) with a sample within the lookback."""
+
+    counts: Mapping[str, int]
+    lookback: str
+    selector: str = ""
+    error: UpstreamError | None = None
+
+    @classmethod
+    def from_answer(
+        cls, answer: QueryResult | UpstreamError | None, lookback: str, selector: str
+    ) -> Existence:
+        if isinstance(answer, UpstreamError):
+            return cls({}, lookback, selector, answer)
+        samples = () if answer is None else answer.samples
+        counts = {s.labels.get("__name__", ""): int(s.value) for s in samples if s.value > 0}
+        return cls(counts, lookback, selector)
+
+    def missing(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """`names` when none of them has series; () when one has, or when that is unknown."""
+        if self.error is not None or any(self.counts.get(name) for name in names):
+            return ()
+        return names
+
+    def reason(self, names: tuple[str, ...]) -> str:
+        shown = [f"{name}{{{self.selector}}}" if self.selector else name for name in names]
+        if len(shown) == 1:
+            return (
+                f"{shown[0]} has no series in the upstream over the last {self.lookback}"
+                " (the gateway does not write it, or is down)"
+            )
+        listed = ", ".join(shown[:-1]) + f" or {shown[-1]}"
+        return (
+            f"no series of {listed} in the upstream over the last {self.lookback}"
+            " (the gateway writes none of them, or is down)"
+        )
+
+
+def shape(
+    spec: FieldSpec,
+    outcome: QueryResult | UpstreamError,
+    at: float,
+    *,
+    existence: Existence | None = None,
+    lower_bound: QueryResult | UpstreamError | None = None,
+) -> FieldValue:
+    """One query's answer as a field value; never a number Prometheus did not give.
+
+    `existence` tells a count that is empty because nothing happened (0) from one whose
+    metrics do not exist (null); `lower_bound` is the answer of the field's lower-bound query.
+    """
+    for failed in (outcome, lower_bound):
+        if isinstance(failed, UpstreamError):
+            return FieldValue(None, at, reason=f"query failed: {failed}", error=failed)
+    assert isinstance(outcome, QueryResult)  # both failures returned above
     warnings = outcome.warnings
     samples = outcome.samples
+    ranked: list[tuple[str, float]] = []
     if spec.kind is Kind.LABELS:
         assert spec.label is not None  # the catalog guarantees a label for kind labels
         ranked = sorted(
             ((s.labels.get(spec.label, ""), s.value) for s in samples if math.isfinite(s.value)),
             key=lambda pair: (-pair[1], pair[0]),
         )
-        if not ranked and not spec.no_series_means_zero:
-            return FieldValue(None, at, reason=spec.when_empty, warnings=warnings)
-        return FieldValue([name for name, _ in ranked], at, series=tuple(ranked), warnings=warnings)
-    if not samples:
-        if spec.no_series_means_zero:
-            return FieldValue(0, at, warnings=warnings)
-        return FieldValue(None, at, reason=spec.when_empty, warnings=warnings)
+        if ranked:
+            return FieldValue(
+                [name for name, _ in ranked], at, series=tuple(ranked), warnings=warnings
+            )
+    if not samples or spec.kind is Kind.LABELS:
+        return _empty(spec, at, existence, warnings)
     if len(samples) > 1:
         reason = f"query returned {len(samples)} series where one was expected (aggregate it)"
         return FieldValue(None, at, reason=reason, warnings=warnings)
@@ -244,12 +324,29 @@ def shape(spec: FieldSpec, outcome: QueryResult | UpstreamError, at: float) -> F
     if math.isinf(value):
         sign = "+" if value > 0 else "-"
         return FieldValue(None, at, reason=f"Prometheus returned {sign}Inf", warnings=warnings)
+    bound = AT_LEAST if isinstance(lower_bound, QueryResult) and lower_bound.samples else None
     if spec.kind is Kind.INTEGER:
         if not value.is_integer():
             reason = f"Prometheus returned {value!r} for a count (wrap the query in round())"
             return FieldValue(None, at, reason=reason, warnings=warnings)
-        return FieldValue(int(value), at, warnings=warnings)
-    return FieldValue(value, at, warnings=warnings)
+        return FieldValue(int(value), at, warnings=warnings, bound=bound)
+    return FieldValue(value, at, warnings=warnings, bound=bound)
+
+
+def _empty(
+    spec: FieldSpec, at: float, existence: Existence | None, warnings: tuple[str, ...]
+) -> FieldValue:
+    """An answer without series: 0 for a count of metrics that exist, else null and why."""
+    if existence is not None and existence.error is not None and spec.no_series_means_zero:
+        # Without knowing that its metrics exist, a zero could be invented.
+        error = existence.error
+        return FieldValue(None, at, reason=f"query failed: {error}", error=error)
+    if existence is not None and (missing := existence.missing(spec.sources())):
+        reason = existence.reason(missing)
+        return FieldValue(None, at, reason=reason, warnings=warnings, missing=missing)
+    if spec.no_series_means_zero:
+        return FieldValue([] if spec.kind is Kind.LABELS else 0, at, warnings=warnings)
+    return FieldValue(None, at, reason=spec.when_empty, warnings=warnings)
 
 
 def explain_zero_denominators(
@@ -259,7 +356,12 @@ def explain_zero_denominators(
     explained = dict(fields)
     for domain, name, spec in catalog.fields():
         field = fields[(domain, name)]
-        if spec.denominator is None or field.value is not None or field.error is not None:
+        if (
+            spec.denominator is None
+            or field.value is not None
+            or field.error is not None
+            or field.missing
+        ):
             continue
         denominator = fields[(domain, spec.denominator)]
         if denominator.value == 0 and denominator.error is None:
@@ -276,12 +378,20 @@ async def evaluate(
     max_concurrency: int,
     source: Source = "background",
 ) -> Snapshot:
-    """Ask every catalog query, checks included, at the one instant `at`; each PromQL once."""
+    """Ask every catalog query at the one instant `at`, each PromQL once: the fields, their
+    lower-bound queries, the query checks, and which of the metrics they read exist."""
     rendered = {(domain, name): spec.render(window) for domain, name, spec in catalog.fields()}
+    bounds = {
+        (domain, name): promql
+        for domain, name, spec in catalog.fields()
+        if (promql := spec.render_lower_bound(window)) is not None
+    }
     check_specs = {
         name: check.answer_spec() for name, check in catalog.checks.items() if check.query
     }
     check_queries = {name: spec.render(window) for name, spec in check_specs.items()}
+    names = catalog.sources()
+    existence_query = catalog.existence_query(names) if names else None
     gate = asyncio.Semaphore(max_concurrency)
 
     async def ask(promql: str) -> QueryResult | UpstreamError:
@@ -291,11 +401,31 @@ async def evaluate(
             except UpstreamError as error:
                 return error
 
-    distinct = list(dict.fromkeys([*rendered.values(), *check_queries.values()]))
+    distinct = list(
+        dict.fromkeys(
+            [
+                *rendered.values(),
+                *bounds.values(),
+                *check_queries.values(),
+                *([existence_query] if existence_query else []),
+            ]
+        )
+    )
     answers = dict(zip(distinct, await asyncio.gather(*(ask(q) for q in distinct)), strict=True))
+    existence = Existence.from_answer(
+        answers.get(existence_query) if existence_query else None,
+        catalog.lookback_canonical,
+        catalog.selector,
+    )
     fields = {
-        (domain, name): shape(spec, answers[rendered[(domain, name)]], at)
-        for domain, name, spec in catalog.fields()
+        key: shape(
+            spec,
+            answers[rendered[key]],
+            at,
+            existence=existence,
+            lower_bound=answers[bounds[key]] if key in bounds else None,
+        )
+        for key, spec in (((d, n), spec) for d, n, spec in catalog.fields())
     }
     answered_by = Counter(a.upstream for a in answers.values() if isinstance(a, QueryResult))
     return Snapshot(
@@ -306,9 +436,10 @@ async def evaluate(
         source=source,
         answered_by=dict(answered_by),
         checks={
-            name: shape(spec, answers[check_queries[name]], at)
+            name: shape(spec, answers[check_queries[name]], at, existence=existence)
             for name, spec in check_specs.items()
         },
+        sources=existence.counts,
     )
 
 

@@ -46,7 +46,11 @@ async def start_exporter(
         settings = make_settings(prometheus_url, **overrides)
         # The gateway's APP_ENV and TESTING unset unless a test gives its environment.
         environment = overrides.get("environment") or Environment()
-        app = create_app(settings, overrides.get("catalog_override") or catalog, environment)
+        # The catalog bound to the selector, as `serve` loads it.
+        chosen = overrides.get("catalog_override") or (
+            load_catalog(selector=settings.selector) if settings.selector else catalog
+        )
+        app = create_app(settings, chosen, environment)
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)

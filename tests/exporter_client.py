@@ -33,34 +33,68 @@ async def body(response: Any) -> Any:
 
 
 def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2") -> None:
+    answer_sources(fake, catalog)
     for _, _, spec in catalog.fields():
         fake.answers[spec.render("5m")] = scalar_vector(value)
+
+
+def answer_sources(
+    fake: FakePrometheus,
+    catalog: Catalog,
+    series: dict[str, int] | None = None,
+    lookback: str | None = None,
+) -> None:
+    """Answers which metrics the catalog reads exist: `series` per name, by default one
+    series of every one of them."""
+    counts = series if series is not None else dict.fromkeys(catalog.sources(), 1)
+    fake.answers[catalog.existence_query(catalog.sources(), lookback)] = [
+        {"metric": {"__name__": name}, "value": [1767225600, str(count)]}
+        for name, count in counts.items()
+    ]
 
 
 def answer_fields(
     fake: FakePrometheus, catalog: Catalog, values: dict[str, str], window: str = "5m"
 ) -> None:
-    """Answers the fields given as {"domain.field": value}; every other query is empty."""
+    """Answers the fields given as {"domain.field": value}; every other query is empty, and
+    every metric the catalog reads exists."""
+    answer_sources(fake, catalog)
     for key, value in values.items():
         spec = catalog.field(key)
         assert spec is not None, key
         fake.answers[spec.render(window)] = scalar_vector(value)
 
 
+# A gateway that is up: both its targets, and a sample one second old.
+LIVE_GATEWAY = {
+    "gateway.targets_up": "2",
+    "gateway.targets_total": "2",
+    "gateway.newest_sample_age_ms": "1000",
+}
+
+
 def answer_degraded(fake: FakePrometheus, catalog: Catalog) -> None:
-    """A 10 % error rate over 200 requests, with four providers all available."""
+    """A live gateway with a 10 % error rate over 200 requests and four providers all
+    available."""
     answer_fields(
         fake,
         catalog,
-        {"http.error_rate": "10", "http.total_requests": "200", "providers.total_providers": "4"},
+        LIVE_GATEWAY
+        | {
+            "http.error_rate": "10",
+            "http.total_requests": "200",
+            "providers.total_providers": "4",
+        },
     )
 
 
 def distinct_queries(catalog: Catalog, window: str) -> set[str]:
-    """The PromQL one evaluation asks: every field's, and every query check's."""
+    """The PromQL one evaluation asks: every field's and its lower-bound query, every query
+    check's, and which of the metrics they read exist."""
     fields = {spec.render(window) for _, _, spec in catalog.fields()}
+    bounds = {spec.render_lower_bound(window) for _, _, spec in catalog.fields()} - {None}
     checks = {c.answer_spec().render(window) for c in catalog.checks.values() if c.query}
-    return fields | checks
+    return fields | {q for q in bounds if q} | checks | {catalog.existence_query(catalog.sources())}
 
 
 def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 # The session's real Prometheus loaded with the gateway dataset (tests/integration).
-from tests.integration.conftest import prometheus  # noqa: F401
+from tests.integration.conftest import environments_prometheus, prometheus  # noqa: F401
 from tests.integration.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]

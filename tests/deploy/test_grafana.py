@@ -200,10 +200,13 @@ async def test_every_infinity_path_exists_in_a_real_summary(
     dashboard: dict[str, Any],
     datasources: dict[str, dict[str, Any]],
     start_exporter: Any,
-    prometheus: Any,
+    environments_prometheus: Any,
     catalog: Catalog,
 ) -> None:
-    client = await start_exporter(prometheus.url)
+    # The legacy gateway, which writes every metric the catalog reads.
+    client = await start_exporter(
+        environments_prometheus.url, selector=f'job="{dataset.LEGACY_JOB}"'
+    )
     await _first_refresh(client)
     infinity = targets(dashboard, INFINITY_TYPE)
     assert infinity

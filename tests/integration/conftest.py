@@ -1,4 +1,9 @@
-"""Real servers loaded with the gateway dataset, started once per test session."""
+"""Real servers loaded with the gateway dataset, started once per test session.
+
+`prometheus` and `victoria_metrics` hold the production gateway alone; the `environments_*`
+ones hold production, staging and the legacy gateway under their own jobs, and a job that is
+not the gateway (dataset.environments()).
+"""
 
 from __future__ import annotations
 
@@ -51,10 +56,47 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victo
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def environments_prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PrometheusServer]:
+    require_binary("prometheus")
+    require_binary("promtool")
+    server = PrometheusServer.start(
+        list(dataset.environments()), tmp_path_factory.mktemp("prometheus-environments")
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def environments_victoria_metrics(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[VictoriaMetricsServer]:
+    require_binary("victoria-metrics")
+    server = VictoriaMetricsServer.start(
+        list(dataset.environments()), tmp_path_factory.mktemp("vm-environments")
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=ENGINES)
 def engine_url(request: pytest.FixtureRequest) -> str:
     """The URL of each engine in turn: every test using it runs against both."""
     fixture = "prometheus" if request.param == "prometheus" else "victoria_metrics"
+    server: PrometheusServer | VictoriaMetricsServer = request.getfixturevalue(fixture)
+    return server.url
+
+
+@pytest.fixture(params=ENGINES)
+def environments_url(request: pytest.FixtureRequest) -> str:
+    """Each engine holding several environments of the gateway, in turn."""
+    fixture = f"environments_{request.param.replace('-', '_')}"
     server: PrometheusServer | VictoriaMetricsServer = request.getfixturevalue(fixture)
     return server.url
 

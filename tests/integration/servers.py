@@ -208,12 +208,14 @@ class PrometheusServer(_ServerProcess):
         workdir: Path,
         *,
         metric_types: Mapping[str, str] = _NO_METRIC_TYPES,
+        scrape: Mapping[str, Sequence[str]] = MappingProxyType({}),
     ) -> PrometheusServer:
         """Backfills the samples with promtool and starts Prometheus on them.
 
         `metric_types` maps a metric family name (e.g. "http_requests" or
         "http_requests_total" for a counter) to counter, gauge, histogram or summary; every
-        other name is written as its own family of type unknown.
+        other name is written as its own family of type unknown. `scrape` maps a job name to
+        the host:port targets Prometheus scrapes for it, every second.
         """
         ordered = _ordered(samples)
         text = _openmetrics(ordered, metric_types)
@@ -229,8 +231,22 @@ class PrometheusServer(_ServerProcess):
             _backfill(promtool, openmetrics, data_dir)
         query_log = workdir / "query.log"
         config = workdir / "prometheus.yml"
+        # A scrape of one second, which may take all of it: a stopped target is down at once.
+        scrape_configs = [
+            {
+                "job_name": job,
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "static_configs": [{"targets": list(targets)}],
+            }
+            for job, targets in scrape.items()
+        ]
         # JSON is YAML, and json.dumps quotes any path safely.
-        config.write_text(json.dumps({"global": {"query_log_file": str(query_log)}}))
+        config.write_text(
+            json.dumps(
+                {"global": {"query_log_file": str(query_log)}, "scrape_configs": scrape_configs}
+            )
+        )
         port = free_port()
         argv = [
             prometheus,
@@ -313,6 +329,22 @@ class VictoriaMetricsServer(_ServerProcess):
                 f"VictoriaMetrics shows {visible} of {expected} imported samples after "
                 f"{_READY_TIMEOUT_S} s; end of {self.log}:\n{self.log_tail()}"
             )
+
+
+class ScrapeTarget(_ServerProcess):
+    """A program serving Prometheus metrics on 127.0.0.1 (`python -m MODULE --port N`),
+    ready once /metrics answers; pause() and resume() stop and restart it."""
+
+    @classmethod
+    def start(cls, module: str, workdir: Path) -> ScrapeTarget:
+        workdir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        argv = [sys.executable, "-m", module, "--port", str(port)]
+        return cls(argv, port, workdir / "target.log", "/metrics")
+
+    @property
+    def address(self) -> str:
+        return self.url.removeprefix("http://")
 
 
 class ExporterProcess(_ServerProcess):

@@ -1,8 +1,10 @@
 """/health and ?explain=1 on the gateway dataset, on both engines.
 
-Expected statuses follow from tests/integration/dataset.py: at BUSY_AT 1 request in 10 is a
-5xx (10 %: degraded), 1 provider of 4 is unavailable (25 %: degraded), p95 is 750 ms (ok),
-and the gateway's self-test series are present (critical in production only).
+Expected statuses follow from tests/integration/dataset.py. The production gateway at BUSY_AT:
+1 request in 10 is a 5xx (10 %: degraded), 1 provider of 6 is unavailable (degraded), p95 is
+at least 5 s (degraded, for certain), and a scanner's 404 on the self-test's old path is no
+self-test series. The legacy gateway still runs the self-test generator: critical in
+production only.
 """
 
 from __future__ import annotations
@@ -18,16 +20,26 @@ from tests.integration.conftest import GATEWAY_MODES, gateway_environment
 
 pytestmark = pytest.mark.integration
 
-SELF_TEST = (("provider", "test"), ("model", "test-model"), ("path", "/api/metrics/test"))
+LEGACY = f'job="{dataset.LEGACY_JOB}"'
 
 
-def self_test_series() -> int:
-    """How many distinct series of the dataset carry a self-test label."""
+def generator_series() -> int:
+    """How many distinct series of the legacy gateway its self-test generator wrote into, or
+    the older gauges state for its `test` provider: everything but a 4xx on its path."""
+
+    def synthetic(name: str, labels: Any) -> bool:
+        answered = name == "fastapi_requests_total" and not labels["status_code"].startswith("4")
+        return (
+            labels.get("provider") == "test"
+            or labels.get("model") == "test-model"
+            or (labels.get("path") == "/api/metrics/test" and answered)
+        )
+
     return len(
         {
             (sample.name, tuple(sorted(sample.labels.items())))
-            for sample in dataset.samples()
-            if any(sample.labels.get(label) == value for label, value in SELF_TEST)
+            for sample in dataset.samples(variant=dataset.LEGACY, job=dataset.LEGACY_JOB)
+            if synthetic(sample.name, sample.labels)
         }
     )
 
@@ -41,36 +53,48 @@ def statuses(document: Any) -> dict[str, str]:
     return {name: check["status"] for name, check in document["checks"].items()}
 
 
-async def test_busy_gateway_in_production_is_degraded_and_critical_for_its_self_test_series(
+async def test_the_busy_production_gateway_is_degraded_in_both_modes(
     start_exporter: Any, engine_url: str
 ) -> None:
-    client = await start_exporter(engine_url, environment=gateway_environment("production"))
+    client = await start_exporter(engine_url)
     status, document = await health_at(client, dataset.BUSY_AT)
     assert status == 200
     assert statuses(document) == {
+        "gateway_targets": "ok",
+        "gateway_samples": "ok",
         "http_error_rate": "degraded",
         "providers_unavailable": "degraded",
-        "http_p95_latency": "ok",
-        "synthetic_series": "critical",
+        "http_p95_latency": "degraded",
+        "synthetic_series": "ok",
         "upstream": "ok",
         "snapshot_age": "ok",
         "test_mode": "ok",
     }
-    assert document["status"] == "critical"
+    assert document["status"] == "degraded"
     checks = document["checks"]
     assert checks["http_error_rate"]["value"] == pytest.approx(10.0, rel=1e-9)
-    assert checks["providers_unavailable"]["display"] == "1 of 4 (25 %)"
-    assert checks["http_p95_latency"]["value"] == pytest.approx(750.0, rel=1e-9)
-    assert checks["synthetic_series"]["value"] == self_test_series() == 20
+    assert checks["providers_unavailable"]["display"] == "1 of 6 (16.67 %)"
+    assert checks["http_p95_latency"]["display"] == "≥ 5000 ms"
+    # A scanner's 404 on /api/metrics/test is a real request, not the self-test.
+    assert (checks["synthetic_series"]["value"], checks["synthetic_series"]["reason"]) == (0, None)
+    assert document["liveness"]["status"] == "ok"
 
 
 @pytest.mark.parametrize("gateway_mode", list(GATEWAY_MODES))
-async def test_strict_health_is_503_for_self_test_series_in_production_only(
-    start_exporter: Any, prometheus: Any, gateway_mode: str
+async def test_the_self_test_generators_series_are_critical_in_production_only(
+    start_exporter: Any, environments_url: str, gateway_mode: str
 ) -> None:
-    client = await start_exporter(prometheus.url, environment=gateway_environment(gateway_mode))
-    status, _ = await health_at(client, dataset.BUSY_AT, strict="1")
-    assert status == (503 if gateway_mode == "production" else 200)
+    client = await start_exporter(
+        environments_url, selector=LEGACY, environment=gateway_environment(gateway_mode)
+    )
+    _, document = await health_at(client, dataset.BUSY_AT)
+    in_production = gateway_mode == "production"
+    synthetic = document["checks"]["synthetic_series"]
+    assert synthetic["value"] == generator_series() == 7
+    assert synthetic["status"] == ("critical" if in_production else "ok")
+    assert document["status"] == ("critical" if in_production else "degraded")
+    strict, _ = await health_at(client, dataset.BUSY_AT, strict="1")
+    assert strict == (503 if in_production else 200)
 
 
 async def test_a_quiet_gateway_has_no_error_rate_to_judge(
@@ -82,20 +106,40 @@ async def test_a_quiet_gateway_has_no_error_rate_to_judge(
     assert error_rate["status"] == "unknown"
     assert error_rate["reason"] == "http.error_rate is null: no requests in window (0/0)"
     assert document["checks"]["http_p95_latency"]["status"] == "unknown"
-    assert document["checks"]["providers_unavailable"]["status"] == "degraded"
+    assert document["checks"]["providers_unavailable"]["display"] == "1 of 3 (33.33 %)"
+    assert document["status"] == "degraded"
 
 
-async def test_before_any_data_nothing_is_judged_and_no_self_test_series_are_seen(
+@pytest.mark.parametrize(
+    ("at", "status"),
+    [
+        (dataset.PARTIAL_AT, "degraded"),
+        (dataset.DOWN_AT, "critical"),
+        (dataset.GONE_AT, "critical"),
+    ],
+)
+async def test_a_gateway_going_down_is_degraded_then_critical_however_quiet(
+    start_exporter: Any, engine_url: str, at: int, status: str
+) -> None:
+    client = await start_exporter(engine_url)
+    _, document = await health_at(client, at)
+    assert document["liveness"]["status"] == status
+    assert document["status"] != "ok"
+    # Nothing is left to judge the traffic by, and that never reads as OK.
+    assert document["checks"]["http_error_rate"]["status"] == "unknown"
+
+
+async def test_before_any_data_the_gateway_is_down_and_no_count_claims_zero(
     start_exporter: Any, engine_url: str
 ) -> None:
     client = await start_exporter(engine_url)
     _, document = await health_at(client, dataset.EMPTY_AT)
-    assert document["status"] == "ok"
-    assert document["checks"]["providers_unavailable"]["reason"] == (
-        "providers.total_providers is 0 (0 of 0)"
-    )
+    assert document["status"] == "critical"
+    samples = document["checks"]["gateway_samples"]
+    assert (samples["status"], samples["display"]) == ("critical", "≥ 3600000 ms")
     synthetic = document["checks"]["synthetic_series"]
-    assert (synthetic["status"], synthetic["value"]) == ("ok", 0.0)
+    assert synthetic["status"] == "unknown"
+    assert synthetic["reason"].startswith("fastapi_requests_total has no series in the upstream")
 
 
 async def test_explained_promql_pasted_into_the_engine_gives_the_served_value(
@@ -112,16 +156,22 @@ async def test_explained_promql_pasted_into_the_engine_gives_the_served_value(
         result = oracle.custom_query(explained["promql"], params={"time": explained["time"]})
         if isinstance(served, list):
             assert len(result) == len(served), key
+        elif served is None:
+            assert result == [], key
         else:
             assert float(result[0]["value"][1]) == pytest.approx(served, rel=1e-9), key
+        # Which metrics it reads, and how many series each has: the same count pasted.
+        counted = oracle.custom_query(explained["reads_promql"], params={"time": explained["time"]})
+        series = {item["metric"]["__name__"]: int(item["value"][1]) for item in counted}
+        assert {metric: series.get(metric) for metric in explained["reads"]} == explained["reads"]
 
 
 async def test_check_promql_pasted_into_the_engine_gives_the_judged_value(
-    start_exporter: Any, engine_url: str
+    start_exporter: Any, environments_url: str
 ) -> None:
-    client = await start_exporter(engine_url)
+    client = await start_exporter(environments_url, selector=LEGACY)
     _, document = await health_at(client, dataset.BUSY_AT)
-    oracle = PrometheusConnect(url=engine_url, disable_ssl=True)
+    oracle = PrometheusConnect(url=environments_url, disable_ssl=True)
     synthetic = document["checks"]["synthetic_series"]
     (promql,) = synthetic["promql"]
     result = oracle.custom_query(promql, params={"time": dataset.BUSY_AT})

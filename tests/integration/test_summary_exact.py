@@ -1,8 +1,9 @@
-"""The summary served for the dataset equals, field by field, what the engine itself says.
+"""The summary served for the gateway dataset equals, field by field, a count by hand and what
+the engine itself says.
 
-Expected values are worked out by hand from tests/integration/dataset.py (per 15 s step:
-10 requests of which 1 is a 5xx, ...); the independent oracle, prometheus-api-client, asks
-the same PromQL directly and must give the same numbers.
+Expected values are worked out by hand from tests/integration/dataset.py (per 15 s sample:
+10 requests of which 1 is a 5xx, ...; a 5 m window holds 20 samples); the independent oracle,
+prometheus-api-client, asks the same PromQL directly and must give the same numbers.
 """
 
 from __future__ import annotations
@@ -19,48 +20,73 @@ from tests.integration import dataset
 
 pytestmark = pytest.mark.integration
 
+_UP = {"targets_up": 2, "targets_total": 2, "newest_sample_age_ms": 0.0}
+
+# What production writes, busy: the older provider gauges and the business gauges absent.
 BUSY: dict[str, dict[str, Any]] = {
+    "gateway": _UP,
     "http": {
-        "total_requests": 200,  # (6 + 1 + 1 + 2) per step x 20 steps; the test path excluded
+        "total_requests": 200,  # 10 per sample x 20, a scanner's 404 on /api/metrics/test too
         "request_rate_per_minute": 40.0,
-        "error_rate": 10.0,  # 1 of 10 per step is a 500
-        "avg_latency_ms": 250.0,  # 2.5 s over 10 observations per step
-        "p95_latency_ms": 750.0,  # rank 9.5 of 10, between le=0.5 (9) and le=1 (10)
-        "in_progress": 4,
+        "error_rate": 10.0,  # 1 of 10 per sample is a 500
+        "avg_latency_ms": 77.22 / 9 * 1000,  # 77.22 s over 9 observations per sample
+        "p95_latency_ms": 5000.0,  # rank 8.55 of 9 past le=5 (6): the last finite bound
+        "in_progress": 4,  # 3 on gw-1, 1 on gw-2
     },
     "models": {
-        "total_inference_requests": 260,  # 13 per step
-        "total_models": 4,
-        "top_models": ["gpt-4o", "claude-3-5-sonnet", "llama-3-70b"],
-        "avg_requests_per_model": 65.0,
-        "tokens_used_total": 54000,  # 2700 per step
-        "credits_used_total": 15.0,  # 0.75 per step
-        "avg_inference_latency_ms": 10.0 / 13 * 1000,  # 10 s over 13 observations per step
+        "total_inference_requests": 380,  # 19 attempts per sample, errors included
+        "total_models": 5,
+        "top_models": ["gpt-4o", "claude-3-5-sonnet", "mistral-large"],  # 120, 100, 80
+        "avg_requests_per_model": 76.0,
+        "tokens_used_total": 60000,  # 3000 per sample
+        "credits_used_total": 20.0,  # 1.0 per sample
+        "avg_inference_latency_ms": 2000.0,  # 30 s over 15 successful attempts per sample
     },
     "providers": {
-        "total_providers": 4,
-        "healthy_providers": 2,  # openai 90, openrouter 87.5
-        "degraded_providers": 1,  # anthropic 75
-        "unavailable_providers": 1,  # groq 0 (down)
-        "avg_health_score": (90 + 75 + 0 + 87.5) / 4,
-        "avg_error_rate": 100 * (0.1 + 0.25 + 0.5 + 0.125) / 4,
-        "avg_response_time_ms": 700.0,  # 7 s over 10 observations per step
+        # openai 100 x 5/6 = 83.3, anthropic 100, groq 0 (breaker open), openrouter 75,
+        # together 100 (half-open counts as available), fireworks 100 (no attempts).
+        "total_providers": 6,
+        "healthy_providers": 4,
+        "degraded_providers": 1,
+        "unavailable_providers": 1,
+        "avg_health_score": (500 / 6 + 100 + 0 + 75 + 100 + 100) / 6,
+        # Over the five providers with attempts: 1/6, 0, 1, 1/4 and 0.
+        "avg_error_rate": 100 * (1 / 6 + 0 + 1 + 0.25 + 0) / 5,
+        "avg_response_time_ms": 2500.0,  # 47.5 s over 19 provider calls per sample
     },
     "database": {
         "total_queries": 120,
         "avg_query_latency_ms": 0.125 / 6 * 1000,
-        "cache_hit_rate": 75.0,  # 15 hits, 5 misses per step
+        "cache_hit_rate": 80.0,  # 24 hits, 6 misses per sample over the catalog and pricing caches
     },
     "business": {
-        "active_api_keys": 42,  # reported by two replicas, counted once
-        "active_subscriptions": 18,
-        "active_trials": 6,
-        "total_tokens_used": 54000,
-        "total_credits_used": 15.0,
+        "active_api_keys": None,
+        "active_subscriptions": None,
+        "active_trials": None,
+        "total_tokens_used": 60000,
+        "total_credits_used": 20.0,
     },
 }
 
+
+def never_written(metric: str, selector: str = "") -> str:
+    shown = f"{metric}{{{selector}}}" if selector else metric
+    return (
+        f"{shown} has no series in the upstream over the last 1h"
+        " (the gateway does not write it, or is down)"
+    )
+
+
+def business_nulls(selector: str = "") -> dict[str, str]:
+    return {
+        "business.active_api_keys": never_written("active_api_keys", selector),
+        "business.active_subscriptions": never_written("subscription_count", selector),
+        "business.active_trials": never_written("trial_active", selector),
+    }
+
+
 QUIET: dict[str, dict[str, Any]] = {
+    "gateway": _UP,
     "http": {
         "total_requests": 0,
         "request_rate_per_minute": 0.0,
@@ -78,7 +104,16 @@ QUIET: dict[str, dict[str, Any]] = {
         "credits_used_total": 0.0,
         "avg_inference_latency_ms": None,
     },
-    "providers": BUSY["providers"] | {"avg_response_time_ms": None},
+    "providers": {
+        # No attempts: the providers are those with breaker series. groq's is open.
+        "total_providers": 3,
+        "healthy_providers": 2,
+        "degraded_providers": 0,
+        "unavailable_providers": 1,
+        "avg_health_score": 200 / 3,
+        "avg_error_rate": None,
+        "avg_response_time_ms": None,
+    },
     "database": {"total_queries": 0, "avg_query_latency_ms": None, "cache_hit_rate": None},
     "business": BUSY["business"] | {"total_tokens_used": 0, "total_credits_used": 0.0},
 }
@@ -89,21 +124,56 @@ QUIET_NULLS = {
     "http.p95_latency_ms": "no requests in window (0/0)",
     "models.avg_requests_per_model": "no model requests in window (0/0)",
     "models.avg_inference_latency_ms": "no inference requests in window (0/0)",
-    "providers.avg_response_time_ms": (
-        "no series for provider_response_time_seconds, or no observations in window"
-    ),
+    "providers.avg_error_rate": "no provider had inference attempts in the window",
+    "providers.avg_response_time_ms": "no provider calls in window (0/0)",
     "database.avg_query_latency_ms": "no database queries in window (0/0)",
     "database.cache_hit_rate": "no cache lookups in window (0/0)",
+} | business_nulls()
+
+# The legacy gateway (job gatewayz-api): the older provider gauges win for the providers they
+# cover, the generic cache counters add to the others, the business gauges exist, and the
+# self-test generator's series are left out.
+LEGACY_BUSY: dict[str, dict[str, Any]] = BUSY | {
+    "http": BUSY["http"]
+    | {
+        "avg_latency_ms": 2.92 / 9 * 1000,
+        "p95_latency_ms": 887.5,  # rank 8.55 between le=0.5 (7) and le=1 (9)
+    },
+    "providers": {
+        # openai 90, anthropic 75, groq 0, openrouter 87.5 from their gauges; together and
+        # fireworks 100 from the derived sources.
+        "total_providers": 6,
+        "healthy_providers": 4,
+        "degraded_providers": 1,
+        "unavailable_providers": 1,
+        "avg_health_score": (90 + 75 + 0 + 87.5 + 100 + 100) / 6,
+        "avg_error_rate": 100 * (0.1 + 0.25 + 0.5 + 0.125 + 0) / 5,
+        # openai (6 calls, 3 s) and anthropic (4, 4 s) from provider_response_time_seconds,
+        # groq (2, 20 s), openrouter (4, 5 s) and together (2, 1.5 s) from the newer histogram.
+        "avg_response_time_ms": 33.5 / 18 * 1000,
+    },
+    "database": BUSY["database"] | {"cache_hit_rate": 78.0},  # 39 hits, 11 misses
+    "business": BUSY["business"]
+    | {"active_api_keys": 42, "active_subscriptions": 18, "active_trials": 6},
 }
 
-EMPTY_NULLS = {
-    "http.request_rate_per_minute": "no series for fastapi_requests_total",
-    "http.in_progress": "no series for fastapi_requests_in_progress",
-    "providers.avg_health_score": "no series for provider_availability with provider_error_rate",
-    "providers.avg_error_rate": "no series for provider_error_rate",
-    "business.active_api_keys": 'no series for active_api_keys{status="active"}',
-    "business.active_subscriptions": "no series for subscription_count",
-    "business.active_trials": 'no series for trial_active{status="active"}',
+# Staging (job gatewayz-api-staging) carries twice production's load: counts double, rates
+# and shares stay.
+_DOUBLED = {
+    "http": ("total_requests", "request_rate_per_minute", "in_progress"),
+    "models": (
+        "total_inference_requests", "avg_requests_per_model", "tokens_used_total",
+        "credits_used_total",
+    ),
+    "database": ("total_queries",),
+    "business": ("total_tokens_used", "total_credits_used"),
+}  # fmt: skip
+STAGING_BUSY = {
+    domain: {
+        name: (2 * value if name in _DOUBLED.get(domain, ()) else value)
+        for name, value in fields.items()
+    }
+    for domain, fields in BUSY.items()
 }
 
 
@@ -124,8 +194,10 @@ def assert_same_metrics(actual: dict[str, Any], expected: dict[str, Any]) -> Non
                 assert type(got) is type(value), where
 
 
-async def summary_at(client: Any, at: int, window: str = "5m", path: str = "/summary") -> Any:
-    response = await client.get(path, params={"time": str(at), "window": window})
+async def summary_at(
+    client: Any, at: int, window: str = "5m", path: str = "/summary", **params: str
+) -> Any:
+    response = await client.get(path, params={"time": str(at), "window": window, **params})
     assert response.status == 200, await response.text()
     return json.loads(await response.text())
 
@@ -134,7 +206,9 @@ async def test_busy_window_gives_every_field_exactly(start_exporter: Any, engine
     client = await start_exporter(engine_url)
     document = await summary_at(client, dataset.BUSY_AT)
     assert_same_metrics(document["metrics"], BUSY)
-    assert document["nulls"] == {}
+    assert document["nulls"] == business_nulls()
+    assert document["bounds"] == {"http.p95_latency_ms": "at_least"}
+    assert document["liveness"]["status"] == "ok"
     assert document["timestamp"] == "2026-01-01T00:30:00Z"
     assert document["window"] == "5m"
     assert document["stale"] is False
@@ -147,19 +221,90 @@ async def test_quiet_window_gives_zero_counts_and_null_ratios_with_reasons(
     document = await summary_at(client, dataset.QUIET_AT)
     assert_same_metrics(document["metrics"], QUIET)
     assert document["nulls"] == QUIET_NULLS
+    assert document["bounds"] == {}
 
 
-async def test_instant_before_any_data_gives_null_gauges_with_reasons(
+@pytest.mark.parametrize(
+    ("at", "gateway", "liveness"),
+    [
+        pytest.param(
+            dataset.PARTIAL_AT,
+            {"targets_up": 1, "targets_total": 2, "newest_sample_age_ms": 0.0},
+            {
+                "status": "degraded",
+                "reason": "gateway_targets 1 of 2 (50 %)",
+                "checks": {"gateway_targets": "degraded", "gateway_samples": "ok"},
+            },
+            id="one-replica-down",
+        ),
+        pytest.param(
+            dataset.DOWN_AT,
+            {"targets_up": 0, "targets_total": 2, "newest_sample_age_ms": 600_000.0},
+            {
+                "status": "critical",
+                "reason": "gateway_targets 0 of 2 (0 %); gateway_samples 600000 ms",
+                "checks": {"gateway_targets": "critical", "gateway_samples": "critical"},
+            },
+            id="both-down",
+        ),
+        pytest.param(
+            dataset.GONE_AT,
+            {"targets_up": 0, "targets_total": 0, "newest_sample_age_ms": 3_600_000.0},
+            {
+                "status": "critical",
+                "reason": "gateway_samples ≥ 3600000 ms",
+                "checks": {"gateway_targets": "unknown", "gateway_samples": "critical"},
+            },
+            id="no-sample-within-the-lookback",
+        ),
+    ],
+)
+async def test_the_gateways_own_liveness_is_served_exactly(
+    start_exporter: Any,
+    engine_url: str,
+    at: int,
+    gateway: dict[str, Any],
+    liveness: dict[str, Any],
+) -> None:
+    client = await start_exporter(engine_url)
+    document = await summary_at(client, at)
+    assert_same_metrics({"gateway": document["metrics"]["gateway"]}, {"gateway": gateway})
+    assert document["liveness"] == liveness
+
+
+async def test_a_gateway_gone_for_longer_than_the_lookback_is_at_least_that_old(
     start_exporter: Any, engine_url: str
 ) -> None:
     client = await start_exporter(engine_url)
+    document = await summary_at(client, dataset.GONE_AT, explain="1")
+    assert document["bounds"] == {"gateway.newest_sample_age_ms": "at_least"}
+    explained = document["explain"]["gateway.newest_sample_age_ms"]["lower_bound"]
+    assert explained["applies"] is True
+    assert (
+        explained["reason"]
+        == "no sample of the gateway within the lookback; it is at least that old"
+    )
+    # Its counts are not zero: nothing says what it did.
+    assert document["metrics"]["http"]["total_requests"] is None
+    assert document["nulls"]["http.total_requests"] == never_written("fastapi_requests_total")
+
+
+async def test_instant_before_any_data_gives_nulls_naming_the_missing_metrics(
+    start_exporter: Any, engine_url: str, catalog: Catalog
+) -> None:
+    client = await start_exporter(engine_url)
     document = await summary_at(client, dataset.EMPTY_AT)
-    counts = {key for key, value in _flatten(document["metrics"]).items() if value in (0, [])}
-    assert "http.total_requests" in counts
-    assert "models.top_models" in counts
-    for key, reason in EMPTY_NULLS.items():
-        assert document["nulls"][key] == reason
-    assert all(_flatten(document["metrics"])[key] is None for key in document["nulls"])
+    flat = _flatten(document["metrics"])
+    # No metric exists: no count claims 0, and every null names a metric the field reads.
+    assert {key for key, value in flat.items() if value is not None} == {
+        "gateway.newest_sample_age_ms"
+    }
+    for domain, name, spec in catalog.fields():
+        key = f"{domain}.{name}"
+        if key != "gateway.newest_sample_age_ms":
+            assert spec.sources()[-1] in document["nulls"][key], key
+            assert "in the upstream over the last 1h" in document["nulls"][key]
+    assert document["liveness"]["status"] == "critical"
 
 
 async def test_document_is_strict_json_without_nan(start_exporter: Any, engine_url: str) -> None:
@@ -196,11 +341,17 @@ async def test_oracle_gives_the_same_numbers_for_the_same_promql(
         if spec.kind is Kind.LABELS:
             ranked = sorted(result, key=lambda item: -float(item["value"][1]))
             assert served == [item["metric"][spec.label] for item in ranked], name
+        elif served is None:
+            assert result == [], f"{domain}.{name}"
         else:
             assert len(result) == 1, name
             value = float(result[0]["value"][1])
             assert math.isfinite(value)
             assert served == pytest.approx(value, rel=1e-9), f"{domain}.{name}"
+        bound = spec.render_lower_bound("5m")
+        if bound is not None:
+            answered = oracle.custom_query(bound, params={"time": dataset.BUSY_AT})
+            assert bool(answered) == (f"{domain}.{name}" in document["bounds"]), name
 
 
 async def test_engines_give_the_same_document(
@@ -208,11 +359,76 @@ async def test_engines_give_the_same_document(
 ) -> None:
     on_prometheus = await start_exporter(prometheus.url)
     on_victoria = await start_exporter(victoria_metrics.url)
-    for at in (dataset.BUSY_AT, dataset.QUIET_AT, dataset.EMPTY_AT):
+    for at in (
+        dataset.EMPTY_AT, dataset.BUSY_AT, dataset.QUIET_AT, dataset.PARTIAL_AT, dataset.DOWN_AT,
+        dataset.GONE_AT,
+    ):  # fmt: skip
         first = await summary_at(on_prometheus, at)
         second = await summary_at(on_victoria, at)
-        assert first["nulls"] == second["nulls"], at
+        for key in ("nulls", "bounds", "liveness"):
+            assert first[key] == second[key], (at, key)
         assert_same_metrics(second["metrics"], first["metrics"])
+
+
+# Several environments in one Prometheus, one selector at a time.
+
+
+@pytest.mark.parametrize(
+    "at", [dataset.EMPTY_AT, dataset.BUSY_AT, dataset.QUIET_AT, dataset.DOWN_AT, dataset.GONE_AT]
+)
+async def test_under_the_production_selector_the_summary_is_production_alone(
+    start_exporter: Any, prometheus: Any, environments_prometheus: Any, at: int
+) -> None:
+    alone = await start_exporter(prometheus.url)
+    selected = await start_exporter(
+        environments_prometheus.url, selector=f'job="{dataset.PRODUCTION_JOB}"'
+    )
+    expected = await summary_at(alone, at)
+    document = await summary_at(selected, at)
+    assert_same_metrics(document["metrics"], expected["metrics"])
+    assert document["bounds"] == expected["bounds"]
+    assert document["liveness"] == expected["liveness"]
+    # The reasons are the same, naming the series looked for with the selector.
+    selected_series = f'{{job="{dataset.PRODUCTION_JOB}"}}'
+    assert {
+        key: reason.replace(selected_series, "") for key, reason in document["nulls"].items()
+    } == expected["nulls"]
+    for key, reason in document["nulls"].items():
+        assert ("in the upstream over the last 1h" in reason) == (selected_series in reason), key
+
+
+async def test_under_the_staging_selector_the_summary_is_staging_alone(
+    start_exporter: Any, environments_url: str
+) -> None:
+    client = await start_exporter(environments_url, selector=f'job="{dataset.STAGING_JOB}"')
+    document = await summary_at(client, dataset.BUSY_AT)
+    assert_same_metrics(document["metrics"], STAGING_BUSY)
+    assert document["nulls"] == business_nulls(f'job="{dataset.STAGING_JOB}"')
+
+
+async def test_the_legacy_gateway_gives_every_field_exactly_with_its_older_gauges(
+    start_exporter: Any, environments_url: str
+) -> None:
+    client = await start_exporter(environments_url, selector=f'job="{dataset.LEGACY_JOB}"')
+    document = await summary_at(client, dataset.BUSY_AT)
+    assert_same_metrics(document["metrics"], LEGACY_BUSY)
+    assert document["nulls"] == {}
+    assert document["bounds"] == {}
+
+
+async def test_without_a_selector_liveness_counts_only_the_gateways_own_targets(
+    start_exporter: Any, environments_url: str
+) -> None:
+    client = await start_exporter(environments_url)
+    # Three environments of two replicas each; the node job's `up` is not counted.
+    busy = await summary_at(client, dataset.BUSY_AT)
+    assert busy["metrics"]["gateway"] == {
+        "targets_up": 6, "targets_total": 6, "newest_sample_age_ms": 0.0,
+    }  # fmt: skip
+    down = await summary_at(client, dataset.DOWN_AT)
+    assert down["metrics"]["gateway"]["targets_up"] == 0
+    assert down["metrics"]["gateway"]["targets_total"] == 6
+    assert down["liveness"]["status"] == "critical"
 
 
 def _flatten(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from exporter.catalog import Catalog
-from tests.exporter_client import answer_every_field, body, distinct_queries, service, started
+from tests.exporter_client import (
+    answer_every_field,
+    answer_fields,
+    body,
+    distinct_queries,
+    service,
+    started,
+)
 from tests.fake_prometheus import FakePrometheus
 
 BUSY_AT = "1767227400"  # 2026-01-01T00:30:00Z
@@ -21,7 +28,7 @@ async def test_health_and_readiness_answer_while_the_upstream_is_unreachable(
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert (await body(ready))["catalog_fields"] == 28
+    assert (await body(ready))["catalog_fields"] == 31
 
 
 async def test_summary_serves_the_background_snapshot_without_querying_again(
@@ -194,7 +201,7 @@ async def test_domain_path_narrows_metrics_and_unknown_domain_is_404(
     assert list(one["metrics"]) == ["database"]
     missing = await client.get("/summary/nope")
     assert missing.status == 404
-    assert "http, models, providers, database, business" in (await body(missing))["error"]
+    assert "gateway, http, models, providers, database, business" in (await body(missing))["error"]
 
 
 async def test_gateway_path_keeps_its_category_filter(
@@ -202,7 +209,9 @@ async def test_gateway_path_keeps_its_category_filter(
 ) -> None:
     client = await started(start_exporter, fake_prometheus.url)
     everything = await body(await client.get("/prometheus/metrics/summary"))
-    assert list(everything["metrics"]) == ["http", "models", "providers", "database", "business"]
+    assert list(everything["metrics"]) == [
+        "gateway", "http", "models", "providers", "database", "business",
+    ]  # fmt: skip
     models = await body(await client.get("/prometheus/metrics/summary?category=models"))
     assert list(models["metrics"]) == ["models"]
     assert (await client.get("/prometheus/metrics/summary?category=nope")).status == 400
@@ -316,3 +325,37 @@ async def test_an_unexpected_error_is_a_json_500_and_one_log_line(
     failures = [r for r in caplog.records if "event=request_failed" in r.getMessage()]
     assert [r.getMessage() for r in failures] == ["event=request_failed path=/health"]
     assert failures[0].exc_info is not None
+
+
+async def test_the_summary_and_the_gauges_say_whether_the_gateway_is_up(
+    start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    answer_fields(
+        fake_prometheus,
+        catalog,
+        {
+            "gateway.targets_up": "0",
+            "gateway.targets_total": "2",
+            "gateway.newest_sample_age_ms": "90000",
+        },
+    )
+    client = await started(start_exporter, fake_prometheus.url)
+    document = await body(await client.get("/summary"))
+    assert document["metrics"]["gateway"] == {
+        "targets_up": 0,
+        "targets_total": 2,
+        "newest_sample_age_ms": 90000.0,
+    }
+    assert document["liveness"] == {
+        "status": "critical",
+        "reason": "gateway_targets 0 of 2 (0 %)",
+        "checks": {"gateway_targets": "critical", "gateway_samples": "ok"},
+    }
+    # The same on every path of the summary, with or without parameters.
+    narrowed = await body(await client.get("/summary/http", params={"explain": "1"}))
+    assert narrowed["liveness"] == document["liveness"]
+    text = await (await client.get("/metrics")).text()
+    assert 'summary_liveness{status="critical"} 1.0\n' in text
+    assert 'summary_liveness{status="ok"} 0.0\n' in text
+    assert "summary_gateway_targets_up 0.0\n" in text
+    assert "summary_gateway_newest_sample_age_seconds 90.0\n" in text

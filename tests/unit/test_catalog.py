@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.catalog import Catalog, FieldSpec, Kind, Unit, load_catalog
+from exporter.catalog import (
+    Catalog,
+    FieldSpec,
+    Kind,
+    Unit,
+    load_catalog,
+    metric_names,
+    parse_catalog,
+)
 from exporter.errors import CatalogError
 
 BUILTIN = load_catalog()
@@ -32,7 +40,14 @@ _SYNTHETIC_EXCLUSIONS: dict[str, tuple[str, ...]] = {
     "tokens_used_total": ('provider!="test"', 'model!="test-model"'),
     "credits_used_total": ('provider!="test"', 'model!="test-model"'),
     "provider_": ('provider!="test"',),
+    "circuit_breaker_": ('provider!="test"',),
 }
+# The self-test's own answers on its path, selected to be subtracted (`unless`) from all
+# requests: a 4xx there is a real request and stays counted.
+_SELF_TEST_ANSWERS = '{path="/api/metrics/test",status_code!~"4.."}'
+# The gateway domain reads every series of the requests counter: liveness is about samples
+# arriving at all, synthetic or not.
+_LIVENESS_DOMAIN = "gateway"
 
 
 def selectors(query: str) -> list[tuple[str, str]]:
@@ -56,7 +71,9 @@ def labelled_selectors() -> list[Any]:
     return [
         pytest.param(metric, matchers, id=f"{domain}.{name}:{metric}")
         for domain, name, spec in BUILTIN_FIELDS
-        for metric, matchers in selectors(spec.query)
+        if domain != _LIVENESS_DOMAIN
+        for query in (spec.query, spec.render_lower_bound("5m") or "")
+        for metric, matchers in selectors(query)
         if required_exclusions(metric)
     ]
 
@@ -93,13 +110,16 @@ def catalog_error(path: Path) -> str:
 # The built-in catalog.
 
 
-def test_builtin_catalog_has_the_five_domains_in_order() -> None:
-    assert list(BUILTIN.domains) == ["http", "models", "providers", "database", "business"]
+def test_builtin_catalog_has_the_gateway_and_the_five_domains_in_order() -> None:
+    assert list(BUILTIN.domains) == [
+        "gateway", "http", "models", "providers", "database", "business",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("domain", "fields"),
     [
+        ("gateway", ["targets_up", "targets_total", "newest_sample_age_ms"]),
         (
             "http",
             [
@@ -157,7 +177,8 @@ def test_selector_extraction_finds_metrics_and_their_matchers() -> None:
 
     assert selectors(query) == [
         ("fastapi_requests_total", '{path!="/api/metrics/test",status_code=~"5.."}'),
-        ("fastapi_requests_total", '{path!="/api/metrics/test"}'),
+        ("fastapi_requests_total", ""),
+        ("fastapi_requests_total", _SELF_TEST_ANSWERS),
     ]
 
 
@@ -181,8 +202,61 @@ def test_builtin_query_reads_no_legacy_duplicate_metric(spec: FieldSpec) -> None
 
 @pytest.mark.parametrize(("metric", "matchers"), labelled_selectors())
 def test_builtin_query_excludes_synthetic_series(metric: str, matchers: str) -> None:
+    if metric == "fastapi_requests_total" and matchers in ("", _SELF_TEST_ANSWERS):
+        return  # every request, less the self-test's answers: checked below
     for exclusion in required_exclusions(metric):
         assert exclusion in matchers
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(spec, id=f"{d}.{n}")
+        for d, n, spec in BUILTIN_FIELDS
+        if any(m == ("fastapi_requests_total", "") for m in selectors(spec.query))
+        and d != _LIVENESS_DOMAIN
+    ],
+)
+def test_builtin_request_counts_subtract_the_self_tests_answers(spec: FieldSpec) -> None:
+    query = " ".join(spec.query.split())
+
+    assert f"unless increase(fastapi_requests_total{_SELF_TEST_ANSWERS}" in query or (
+        f"unless rate(fastapi_requests_total{_SELF_TEST_ANSWERS}" in query
+    )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param(template, id=f"{d}.{n}")
+        for d, n, spec in load_catalog(selector='env="prod"').fields()
+        for template in spec.templates()
+    ]
+    + [
+        pytest.param(check.query, id=f"checks.{name}")
+        for name, check in load_catalog(selector='env="prod"').checks.items()
+        if check.query
+    ],
+)
+def test_every_builtin_selector_applies_the_configured_selector(template: str) -> None:
+    bare = re.findall(r"(?<![\w:])\{[^}]*\}", template)
+    named = [
+        (name, match or "")
+        for name in metric_names(template)
+        for match in re.findall(rf"(?<![\w:]){name}\s*(\{{[^}}]*\}})?", template)
+    ]
+
+    assert named
+    for metric, matchers in named + [("", matchers) for matchers in bare]:
+        assert 'env="prod"' in matchers, metric or matchers
+
+
+def test_without_a_selector_no_empty_matcher_or_stray_comma_is_left() -> None:
+    for _, _, spec in BUILTIN_FIELDS:
+        for template in spec.templates():
+            assert ",}" not in template
+            assert "{," not in template
+            assert "{}" not in template
 
 
 def test_every_labelled_metric_family_is_checked_for_synthetic_series() -> None:
@@ -249,10 +323,11 @@ def test_top_models_lists_the_model_label() -> None:
 
 
 def test_render_substitutes_the_window() -> None:
-    spec = BUILTIN.domains["http"].fields["total_requests"]
+    spec = BUILTIN.domains["models"].fields["total_inference_requests"]
 
     assert spec.render("1h30m") == (
-        'round(sum(increase(fastapi_requests_total{path!="/api/metrics/test"}[1h30m])))'
+        "round(sum(increase(model_inference_requests_total"
+        '{provider!="test",model!="test-model"}[1h30m])))'
     )
 
 
@@ -478,3 +553,139 @@ def test_duplicate_gauge_names_are_rejected(tmp_path: Path, document: dict[str, 
     path = write_catalog(tmp_path, document)
 
     assert "gauge" in catalog_error(path)
+
+
+# Definitions, the selector and the lookback.
+
+
+def test_definitions_are_written_into_queries_in_parentheses_and_may_use_earlier_ones() -> None:
+    document = catalog_doc(
+        hits=field_doc(query="round(sum($hits) / $hits_or_one)"),
+    ) | {
+        "definitions": {
+            "hits": "increase(hits_total{$selector}[$window])",
+            "hits_or_one": "sum($hits) or vector(1)",
+        }
+    }
+    catalog = parse_catalog(yaml.safe_dump(document), "mine.yaml", selector='job="a"')
+
+    assert catalog.domains["web"].fields["hits"].render("5m") == (
+        'round(sum((increase(hits_total{job="a"}[5m]))) / '
+        '(sum((increase(hits_total{job="a"}[5m]))) or vector(1)))'
+    )
+
+
+@pytest.mark.parametrize(
+    ("definitions", "problem"),
+    [
+        pytest.param(
+            {"b": "sum($a)", "a": "x"}, "b: uses ['a'], which are neither built in", id="later"
+        ),
+        pytest.param({"window": "x"}, "window: the name of a built-in placeholder", id="builtin"),
+        pytest.param({"a": "sum(x"}, "a: malformed placeholder, brackets or quotes", id="broken"),
+    ],
+)
+def test_a_definition_must_be_sound_and_use_only_earlier_ones(
+    definitions: dict[str, str], problem: str
+) -> None:
+    document = catalog_doc() | {"definitions": definitions}
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(yaml.safe_dump(document, sort_keys=False), "mine.yaml")
+
+    assert f"catalog mine.yaml: definitions: Value error, {problem}" in str(caught.value)
+
+
+def test_a_field_may_use_only_built_in_placeholders_and_definitions() -> None:
+    document = catalog_doc(hits=field_doc(query="sum($hitz)")) | {"definitions": {"hits": "x"}}
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(yaml.safe_dump(document), "mine.yaml")
+
+    assert "domains.web.fields.hits: Value error, query uses unknown placeholders ['hitz']" in (
+        str(caught.value)
+    )
+    assert "$hits, $lookback, $lookback_seconds, $selector, $window" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("template", "with_selector", "without"),
+    [
+        ("x{$selector}", 'x{env="p"}', "x"),
+        ('x{a="b",$selector}', 'x{a="b",env="p"}', 'x{a="b"}'),
+        ('x{$selector, a="b"}', 'x{env="p", a="b"}', 'x{a="b"}'),
+        ("x{${selector}}[$window]", 'x{env="p"}[5m]', "x[5m]"),
+        ('{a="b",$selector}', '{a="b",env="p"}', '{a="b"}'),
+    ],
+)
+def test_the_selector_is_written_into_every_matcher_list_or_left_out_cleanly(
+    template: str, with_selector: str, without: str
+) -> None:
+    document = catalog_doc(hits=field_doc(query=template))
+    for selector, expected in (('env="p"', with_selector), ("", without)):
+        catalog = parse_catalog(yaml.safe_dump(document), "mine.yaml", selector=selector)
+        assert catalog.domains["web"].fields["hits"].render("5m") == expected
+
+
+def test_the_lookback_is_a_duration_and_a_number_of_seconds() -> None:
+    document = catalog_doc(hits=field_doc(query="x[$lookback] + $lookback_seconds")) | {
+        "lookback": "90m"
+    }
+    catalog = parse_catalog(yaml.safe_dump(document), "mine.yaml")
+
+    assert catalog.domains["web"].fields["hits"].render("5m") == "x[1h30m] + 5400"
+    assert catalog.lookback_canonical == "1h30m"
+
+
+def test_an_invalid_lookback_is_rejected() -> None:
+    with pytest.raises(CatalogError, match=r"mine\.yaml: lookback: Value error, 'an hour' is not"):
+        parse_catalog(yaml.safe_dump(catalog_doc() | {"lookback": "an hour"}), "mine.yaml")
+
+
+def test_the_existence_question_counts_series_per_metric_under_the_selector() -> None:
+    catalog = load_catalog(selector='job="a"')
+
+    assert catalog.existence_query(("up", "x_total")) == (
+        'count by (__name__) (last_over_time({__name__=~"up|x_total",job="a"}[1h]))'
+    )
+    assert load_catalog().existence_query(("up",), "2h") == (
+        'count by (__name__) (last_over_time({__name__=~"up"}[2h]))'
+    )
+
+
+@pytest.mark.parametrize(
+    ("promql", "names"),
+    [
+        ('sum by (le, path) (rate(a_bucket{le!="+Inf"}[5m]))', ("a_bucket",)),
+        ("up and on (job, instance) group by (job) (b)", ("up", "b")),
+        ('label_replace(c{x="y{1}"}, "n", "$1", "__name__", "(.+)")[5m:1m]', ("c",)),
+        ('{provider="test"} or d offset 5m > bool 1e3 * -Inf', ("d",)),
+        ("topk(3, e) + vector(time()) + x:recorded:rate5m", ("e", "x:recorded:rate5m")),
+        ("f / ignoring (code) group_left (g) h", ("f", "h")),
+        ("sum without (instance) (i) unless j", ("i", "j")),
+    ],
+)
+def test_the_metrics_a_query_reads_are_found_by_name(promql: str, names: tuple[str, ...]) -> None:
+    assert metric_names(promql) == names
+
+
+def test_a_field_knows_the_metrics_it_reads() -> None:
+    avg_latency = BUILTIN.domains["http"].fields["avg_latency_ms"]
+
+    assert avg_latency.sources() == (
+        "fastapi_requests_duration_seconds_sum",
+        "fastapi_requests_duration_seconds_count",
+    )
+    assert "up" in BUILTIN.sources()
+    assert "http_requests_total" not in BUILTIN.sources()
+
+
+def test_a_lower_bound_is_for_numbers_and_is_validated_like_a_query() -> None:
+    listed = catalog_doc(
+        pages=field_doc(
+            kind="labels", label="page", gauge="hits", lower_bound={"when": "x", "reason": "r"}
+        )
+    )
+    with pytest.raises(CatalogError, match="`lower_bound` applies to numbers"):
+        parse_catalog(yaml.safe_dump(listed), "mine.yaml")
+    broken = catalog_doc(hits=field_doc(lower_bound={"when": "sum(x[$windw])", "reason": "r"}))
+    with pytest.raises(CatalogError, match="lower_bound: Value error, query uses unknown"):
+        parse_catalog(yaml.safe_dump(broken), "mine.yaml")

@@ -45,29 +45,47 @@ def test_the_built_in_checks_carry_the_documented_limits(catalog: Catalog) -> No
             check.degraded.document() if check.degraded else None,
             check.critical.document() if check.critical else None,
             check.production_only,
+            check.liveness,
         )
         for name, check in catalog.checks.items()
     }
     assert limits == {
-        "http_error_rate": ("http.error_rate", None, {"above": 5}, {"above": 20}, False),
+        "gateway_targets": (
+            "gateway.targets_up",
+            "gateway.targets_total",
+            {"below": 100},
+            {"at_most": 0},
+            False,
+            True,
+        ),
+        "gateway_samples": (
+            "gateway.newest_sample_age_ms", None, None, {"above": 120_000}, False, True,
+        ),
+        "http_error_rate": ("http.error_rate", None, {"above": 5}, {"above": 20}, False, False),
         "providers_unavailable": (
             "providers.unavailable_providers",
             "providers.total_providers",
             {"above": 0},
             {"at_least": 50},
             False,
+            False,
         ),
-        "http_p95_latency": ("http.p95_latency_ms", None, {"above": 2000}, None, False),
-        "synthetic_series": ("query", None, None, {"above": 0}, True),
-    }
+        "http_p95_latency": ("http.p95_latency_ms", None, {"above": 2000}, None, False, False),
+        "synthetic_series": ("query", None, None, {"above": 0}, True, False),
+    }  # fmt: skip
 
 
-def test_the_synthetic_series_check_counts_exactly_the_gateways_self_test_series(
+def test_the_synthetic_series_check_counts_exactly_what_the_self_test_generator_wrote(
     catalog: Catalog,
 ) -> None:
     promql = catalog.checks["synthetic_series"].answer_spec().render("5m")
     selectors = re.findall(r"\{[^}]*\}", promql)
-    assert selectors == ['{provider="test"}', '{model="test-model"}', '{path="/api/metrics/test"}']
+    # A 4xx on the generator's old path is a real request to a route that no longer exists.
+    assert selectors == [
+        '{provider="test"}',
+        '{model="test-model"}',
+        '{path="/api/metrics/test",status_code!~"4.."}',
+    ]
     assert "[5m:1m]" in promql
     assert '"$1"' in promql  # the escaped $$1 of the template, for label_replace
 
@@ -75,6 +93,27 @@ def test_the_synthetic_series_check_counts_exactly_the_gateways_self_test_series
 def test_a_catalog_without_checks_is_valid_and_has_none() -> None:
     document = yaml.safe_dump({"domains": {"web": {"fields": FIELDS}}})
     assert parse_catalog(document, "mine.yaml").checks == {}
+
+
+def test_limits_below_and_at_most_point_downwards() -> None:
+    catalog = parse_catalog(
+        with_checks(
+            up={
+                "help": "h",
+                "field": "web.errors",
+                "percent_of": "web.hits",
+                "degraded": {"below": 100},
+                "critical": {"at_most": 0},
+            }
+        ),
+        "mine.yaml",
+    )
+    below, at_most = catalog.checks["up"].degraded, catalog.checks["up"].critical
+    assert below is not None
+    assert at_most is not None
+    assert (below.crossed_by(100), below.crossed_by(99.9), below.upward) == (False, True, False)
+    assert (at_most.crossed_by(0.1), at_most.crossed_by(0)) == (False, True)
+    assert (below.document(), at_most.document()) == ({"below": 100}, {"at_most": 0})
 
 
 def test_limits_are_compared_strictly_above_or_at_least() -> None:
@@ -109,11 +148,19 @@ def test_limits_are_compared_strictly_above_or_at_least() -> None:
         ({"help": "h", "field": "web.hits"}, "give `degraded`, `critical` or both"),
         (
             {"help": "h", "field": "web.hits", "degraded": {"above": 1, "at_least": 2}},
-            "exactly one of `above` or `at_least`",
+            "exactly one of `above`, `at_least`, `below` or `at_most`",
         ),
         (
             {"help": "h", "field": "web.hits", "degraded": {"above": 9}, "critical": {"above": 1}},
             "the degraded limit is above the critical one",
+        ),
+        (
+            {"help": "h", "field": "web.hits", "degraded": {"below": 1}, "critical": {"below": 9}},
+            "the degraded limit is below the critical one",
+        ),
+        (
+            {"help": "h", "field": "web.hits", "degraded": {"below": 9}, "critical": {"above": 9}},
+            "point in different directions",
         ),
         (
             {"help": "h", "query": "sum(x)", "percent_of": "web.hits", "critical": {"above": 1}},

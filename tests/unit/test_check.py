@@ -13,7 +13,7 @@ import pytest
 
 from exporter.catalog import Catalog
 from exporter.check import Report, colour_enabled, from_exporter, render
-from tests.exporter_client import answer_degraded, started
+from tests.exporter_client import answer_degraded, distinct_queries, started
 from tests.fake_prometheus import FakePrometheus
 
 
@@ -174,3 +174,41 @@ async def test_bad_arguments_are_refused_before_asking_anything(bad: list[str]) 
     status, _, stderr = await command("--url", "http://127.0.0.1:9", *bad)
     assert status == 2
     assert "usage:" in stderr
+
+
+def test_the_first_line_says_when_the_gateway_itself_is_down() -> None:
+    down = report("critical")
+    down.health["liveness"] = {"status": "critical", "reason": "gateway_targets 0 of 2 (0 %)"}
+    text = render(down, colour=False)
+    assert text.splitlines()[0] == (
+        "Gateway status: CRITICAL (gateway down: gateway_targets 0 of 2 (0 %))"
+    )
+    partly = report("degraded")
+    partly.health["liveness"] = {"status": "degraded", "reason": "gateway_targets 1 of 2 (50 %)"}
+    assert render(partly, colour=False).startswith(
+        "Gateway status: DEGRADED (gateway partly down: gateway_targets 1 of 2 (50 %))\n"
+    )
+    live = report("degraded")
+    live.health["liveness"] = {"status": "ok", "reason": None}
+    assert render(live, colour=False).startswith("Gateway status: DEGRADED\n")
+
+
+def test_a_lower_bound_is_printed_with_at_least() -> None:
+    bounded = report()
+    bounded.summary["metrics"]["http"]["p95_latency_ms"] = 5000.0
+    bounded.summary["bounds"] = {"http.p95_latency_ms": "at_least"}
+    assert "  p95_latency_ms  ≥ 5000 ms" in render(bounded, colour=False).splitlines()
+
+
+async def test_check_with_prometheus_applies_the_selector_and_refuses_a_bad_one(
+    fake_prometheus: FakePrometheus, catalog: Catalog
+) -> None:
+    await command("--prometheus", fake_prometheus.url, "--selector", "job='a'")
+    queries = fake_prometheus.queries()
+    assert len(set(queries)) == len(distinct_queries(catalog, "5m"))
+    assert all('job="a"' in query for query in queries)
+    status, stdout, stderr = await command(
+        "--prometheus", fake_prometheus.url, "--selector", "job=a"
+    )
+    assert (status, stdout) == (2, "")
+    assert "error: argument --selector: expected a quoted string at 'a'" in stderr

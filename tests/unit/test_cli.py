@@ -63,6 +63,13 @@ def test_a_host_that_is_no_address_here_stops_with_exit_2_naming_exporter_host()
     assert "EXPORTER_HOST '192.0.2.1' is not an address of this host" in result.stderr
 
 
+def test_a_selector_that_is_not_label_matchers_stops_serve_with_exit_2_naming_it() -> None:
+    result = run_command("serve", env={"EXPORTER_SELECTOR": 'job="a" or vector(1)'})
+    assert result.returncode == 2
+    assert "EXPORTER_SELECTOR: " in result.stderr
+    assert "expected ',' between matchers at 'or vector(1)'" in result.stderr
+
+
 def test_an_invalid_catalog_stops_with_exit_2_naming_the_file_and_field(tmp_path: Path) -> None:
     broken = tmp_path / "catalog.yaml"
     broken.write_text(

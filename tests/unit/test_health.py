@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -9,14 +10,17 @@ import pytest
 from exporter.catalog import Catalog, Unit
 from exporter.environment import Environment
 from exporter.errors import UpstreamUnreachable
-from exporter.health import Health, Status, assess, format_age, format_value
-from exporter.snapshot import FieldValue, Snapshot, Value
+from exporter.health import Health, Status, assess, format_age, format_value, liveness
+from exporter.snapshot import AT_LEAST, FieldValue, Snapshot, Value
 
 AT = 1_767_227_400.0
 TESTING = Environment("testing", "true")
 PRODUCTION = Environment("production", None)
 # A quiet, healthy gateway: every field 0 but four healthy providers and a fast p95.
 HEALTHY: dict[str, Value] = {
+    "gateway.targets_up": 2,
+    "gateway.targets_total": 2,
+    "gateway.newest_sample_age_ms": 1000.0,
     "providers.total_providers": 4,
     "providers.healthy_providers": 4,
     "http.error_rate": 0.5,
@@ -61,6 +65,8 @@ def test_a_healthy_gateway_is_ok_with_every_check_listed(catalog: Catalog) -> No
     health = judge(catalog, snapshot_of(catalog))
     assert health.status is Status.OK
     assert [check.name for check in health.checks] == [
+        "gateway_targets",
+        "gateway_samples",
         "http_error_rate",
         "providers_unavailable",
         "http_p95_latency",
@@ -234,3 +240,115 @@ def test_values_are_rounded_for_people_only_when_shown(
 )
 def test_ages_are_shown_in_the_two_largest_units(seconds: float, shown: str) -> None:
     assert format_age(seconds) == shown
+
+
+# The gateway's liveness.
+
+
+@pytest.mark.parametrize(
+    ("up", "total", "status", "display"),
+    [
+        (2, 2, Status.OK, "2 of 2 (100 %)"),
+        (1, 2, Status.DEGRADED, "1 of 2 (50 %)"),
+        (0, 2, Status.CRITICAL, "0 of 2 (0 %)"),
+    ],
+)
+def test_some_targets_down_is_degraded_and_none_up_is_critical(
+    catalog: Catalog, up: int, total: int, status: Status, display: str
+) -> None:
+    health = judge(
+        catalog, snapshot_of(catalog, gateway__targets_up=up, gateway__targets_total=total)
+    )
+    assert status_of(health, "gateway_targets") is status
+    assert check_named(health, "gateway_targets").display == display
+    assert health.status is status
+    assert health.liveness.status is status
+
+
+def test_samples_older_than_the_limit_mean_the_gateway_is_down(catalog: Catalog) -> None:
+    fresh = judge(catalog, snapshot_of(catalog, gateway__newest_sample_age_ms=120_000.0))
+    assert status_of(fresh, "gateway_samples") is Status.OK
+    stale = judge(catalog, snapshot_of(catalog, gateway__newest_sample_age_ms=120_001.0))
+    assert status_of(stale, "gateway_samples") is Status.CRITICAL
+    assert stale.liveness.down
+    assert stale.liveness.reason == "gateway_samples 120001 ms"
+
+
+def test_a_dead_gateway_with_no_traffic_is_critical_not_ok(catalog: Catalog) -> None:
+    # Nothing to judge traffic by: the traffic checks are unknown, yet the gateway is down.
+    dead = snapshot_of(
+        catalog,
+        gateway__targets_up=0,
+        http__error_rate=None,
+        http__p95_latency_ms=None,
+        providers__total_providers=0,
+    )
+    health = judge(catalog, dead)
+    assert status_of(health, "http_error_rate") is Status.UNKNOWN
+    assert health.status is Status.CRITICAL
+    assert health.liveness.document() == {
+        "status": "critical",
+        "reason": "gateway_targets 0 of 2 (0 %)",
+        "checks": {"gateway_targets": "critical", "gateway_samples": "ok"},
+    }
+
+
+def test_liveness_is_unknown_only_when_no_liveness_check_has_a_value(catalog: Catalog) -> None:
+    nothing = snapshot_of(
+        catalog,
+        gateway__targets_up=None,
+        gateway__targets_total=None,
+        gateway__newest_sample_age_ms=None,
+    )
+    gateway = liveness(catalog, nothing)
+    assert gateway.status is Status.UNKNOWN
+    assert gateway.reason == (
+        "gateway.targets_up is null: no series; gateway.newest_sample_age_ms is null: no series"
+    )
+    assert liveness(catalog, None).status is Status.UNKNOWN
+
+
+def test_liveness_is_the_same_in_the_summary_and_in_health(catalog: Catalog) -> None:
+    snapshot = snapshot_of(catalog, gateway__targets_up=1)
+    assert liveness(catalog, snapshot) == judge(catalog, snapshot).liveness
+
+
+# Values that are only lower bounds.
+
+
+def bounded(catalog: Catalog, key: str, value: float) -> Snapshot:
+    snapshot = snapshot_of(catalog)
+    fields = dict(snapshot.fields)
+    fields[tuple(key.split("."))] = FieldValue(value, AT, bound=AT_LEAST)  # type: ignore[index]
+    return replace(snapshot, fields=fields)
+
+
+def test_a_lower_bound_past_an_upward_limit_crosses_it_for_certain(catalog: Catalog) -> None:
+    health = judge(catalog, bounded(catalog, "http.p95_latency_ms", 5000.0))
+    p95 = check_named(health, "http_p95_latency")
+    assert (p95.status, p95.display, p95.reason) == (Status.DEGRADED, "≥ 5000 ms", None)
+
+
+def test_a_lower_bound_short_of_an_upward_limit_may_be_past_it(catalog: Catalog) -> None:
+    health = judge(catalog, bounded(catalog, "http.p95_latency_ms", 1000.0))
+    p95 = check_named(health, "http_p95_latency")
+    assert p95.status is Status.UNKNOWN
+    assert p95.reason == "≥ 1000 ms is only a lower bound; it may be degraded"
+
+
+def test_a_lower_bound_past_the_degraded_limit_may_also_be_critical(catalog: Catalog) -> None:
+    health = judge(catalog, bounded(catalog, "http.error_rate", 10.0))
+    errors = check_named(health, "http_error_rate")
+    assert errors.status is Status.DEGRADED
+    assert errors.reason == "may be critical: ≥ 10 % is only a lower bound"
+
+
+def test_an_age_known_only_as_a_lower_bound_is_critical_past_the_limit(catalog: Catalog) -> None:
+    health = judge(catalog, bounded(catalog, "gateway.newest_sample_age_ms", 3_600_000.0))
+    assert check_named(health, "gateway_samples").display == "≥ 3600000 ms"
+    assert health.liveness.status is Status.CRITICAL
+
+
+def test_a_lower_bound_is_shown_with_at_least() -> None:
+    assert format_value(5000.0, Unit.MS, AT_LEAST) == "≥ 5000 ms"
+    assert format_value(5000.0, Unit.MS) == "5000 ms"

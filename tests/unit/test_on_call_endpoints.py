@@ -84,6 +84,7 @@ async def test_bad_health_and_page_parameters_are_400(
 async def test_explain_adds_the_promql_and_instant_of_every_field(
     start_exporter: Any, fake_prometheus: FakePrometheus, catalog: Catalog
 ) -> None:
+    answer_fields(fake_prometheus, catalog, {}, window="1h")
     client = await started(start_exporter, fake_prometheus.url)
     params = {"explain": "1", "time": BUSY_AT, "window": "1h"}
     document = await body(await client.get("/summary", params=params))
@@ -94,6 +95,15 @@ async def test_explain_adds_the_promql_and_instant_of_every_field(
         "promql": error_rate.render("1h"),
         "time": "2026-01-01T00:30:00Z",
         "unit": "percent",
+        "reads": {"fastapi_requests_total": 1},
+        "reads_promql": catalog.existence_query(("fastapi_requests_total",)),
+    }
+    p95 = catalog.domains["http"].fields["p95_latency_ms"]
+    assert p95.lower_bound is not None
+    assert explained["http.p95_latency_ms"]["lower_bound"] == {
+        "promql": p95.render_lower_bound("1h"),
+        "applies": False,
+        "reason": p95.lower_bound.reason,
     }
     one_domain = await body(await client.get("/summary/models", params={"explain": "1"}))
     assert {key.split(".")[0] for key in one_domain["explain"]} == {"models"}

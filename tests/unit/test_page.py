@@ -162,3 +162,43 @@ def test_a_missing_sparkline_says_so_instead_of_drawing_zeros(catalog: Catalog) 
     )
     assert "<svg" not in page
     assert "No sparkline: no data in the last hour" in visible_text(page)
+
+
+def with_fields(snapshot: Snapshot, **fields: FieldValue) -> Snapshot:
+    """The snapshot with these fields ("domain__field") replaced."""
+    replaced = dict(snapshot.fields)
+    for key, field in fields.items():
+        domain, _, name = key.partition("__")
+        replaced[(domain, name)] = field
+    return replace(snapshot, fields=replaced)
+
+
+def test_a_dead_gateway_is_the_first_line_of_the_page(catalog: Catalog) -> None:
+    dead = with_fields(snapshot_of(catalog), gateway__targets_up=FieldValue(0, AT))
+    page = page_of(catalog, dead)
+    text = visible_text(page)
+    assert text.startswith(
+        "Gateway down critical The gateway is down: gateway_targets 0 of 3 (0 %)"
+    )
+    assert "<title>CRITICAL · gateway down · gateway status</title>" in page
+
+
+def test_part_of_the_gateway_down_is_said_first_too(catalog: Catalog) -> None:
+    partial = with_fields(snapshot_of(catalog), gateway__targets_up=FieldValue(2, AT))
+    text = visible_text(page_of(catalog, partial))
+    assert text.startswith("Gateway partly down")
+    assert "Part of the gateway is down: gateway_targets 2 of 3 (66.67 %)" in text
+
+
+def test_a_live_gateway_adds_nothing_to_the_first_line(catalog: Catalog) -> None:
+    text = visible_text(page_of(catalog, snapshot_of(catalog)))
+    assert "The gateway is down" not in text
+    assert "Whether the gateway is up" not in text
+
+
+def test_a_lower_bound_is_shown_with_at_least_and_why(catalog: Catalog) -> None:
+    bounded = with_fields(
+        snapshot_of(catalog), http__p95_latency_ms=FieldValue(5000.0, AT, bound="at_least")
+    )
+    text = visible_text(page_of(catalog, bounded))
+    assert "≥ 5000 ms at least: more than 5 % of the requests took longer" in text

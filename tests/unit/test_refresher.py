@@ -47,13 +47,13 @@ async def test_failures_are_logged_once_per_change_not_once_per_refresh(
             await refresher.refresh_once()
         failed = [r for r in caplog.records if "event=query_failed" in r.getMessage()]
         assert len(failed) == 1
-        assert "fields=28" in failed[0].getMessage()
+        assert "fields=31" in failed[0].getMessage()
         fake_prometheus.error = None
         await refresher.refresh_once()
         await refresher.refresh_once()
     states = [r.getMessage() for r in caplog.records if "event=refresh_state" in r.getMessage()]
     assert states == [
-        "event=refresh_state state=failing failing_fields=28",
+        "event=refresh_state state=failing failing_fields=31",
         "event=refresh_state state=ok failing_fields=0",
     ]
 

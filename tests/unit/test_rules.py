@@ -30,20 +30,40 @@ def test_units_are_converted_by_exact_division_and_non_finite_values_dropped(
     catalog: Catalog,
 ) -> None:
     spec = catalog.domains["http"].fields["avg_latency_ms"]
-    expression = rule_expression(spec, "5m")
+    expression = rule_expression(catalog, spec, "5m")
     assert expression.startswith(f"((({spec.render('5m')}) / 1000) > -Inf) < +Inf")
     error_rate = catalog.domains["http"].fields["error_rate"]
-    assert f"({error_rate.render('5m')}) / 100" in rule_expression(error_rate, "5m")
+    assert f"({error_rate.render('5m')}) / 100" in rule_expression(catalog, error_rate, "5m")
 
 
-def test_counts_whose_empty_answer_means_zero_record_zero(catalog: Catalog) -> None:
+def test_counts_record_zero_only_while_a_metric_they_read_exists(catalog: Catalog) -> None:
     total = catalog.domains["http"].fields["total_requests"]
-    assert "or vector(0)" in rule_expression(total, "5m")
+    existing = catalog.existence_query(("fastapi_requests_total",))
+    assert f"or (vector(0) and on () count({existing}))" in rule_expression(catalog, total, "5m")
     # A list of labels stays empty: there is no series to record for "no model".
     top = catalog.domains["models"].fields["top_models"]
-    assert "vector(0)" not in rule_expression(top, "5m")
+    assert "vector(0)" not in rule_expression(catalog, top, "5m")
     in_progress = catalog.domains["http"].fields["in_progress"]
-    assert "vector(0)" not in rule_expression(in_progress, "5m")
+    assert "vector(0)" not in rule_expression(catalog, in_progress, "5m")
+
+
+def test_the_selector_reaches_every_rule() -> None:
+    catalog = load_catalog(selector='job="gatewayz-api-production"')
+    for rule in recording_rules(catalog, "5m")["groups"][0]["rules"]:
+        assert 'job="gatewayz-api-production"' in str(rule["expr"])
+
+
+def test_the_command_takes_the_selector_from_the_environment_and_the_option_first() -> None:
+    from_env = run_command("rules", env={"EXPORTER_SELECTOR": 'job="staging"'})
+    assert 'job="staging"' in from_env.stdout
+    option = run_command("rules", "--selector", "job='prod'", env={"EXPORTER_SELECTOR": 'job="x"'})
+    assert 'job="prod"' in option.stdout
+    assert 'job="x"' not in option.stdout
+    bad = run_command("rules", env={"EXPORTER_SELECTOR": "job=prod"})
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(
+        "summary-exporter: invalid settings: EXPORTER_SELECTOR: expected a quoted string"
+    )
 
 
 def test_window_is_canonical_in_queries_labels_and_group_name(catalog: Catalog) -> None:
@@ -70,11 +90,11 @@ def test_the_command_prints_the_rules_of_the_built_in_catalog() -> None:
 
 
 def test_the_command_takes_the_window_from_the_environment_and_the_option_first() -> None:
-    from_env = run_command("rules", env={"EXPORTER_WINDOW": "1h"})
-    assert "[1h]" in from_env.stdout
-    option = run_command("rules", "--window", "10m", env={"EXPORTER_WINDOW": "1h"})
+    from_env = run_command("rules", env={"EXPORTER_WINDOW": "2h"})
+    assert "[2h]" in from_env.stdout
+    option = run_command("rules", "--window", "10m", env={"EXPORTER_WINDOW": "2h"})
     assert "[10m]" in option.stdout
-    assert "[1h]" not in option.stdout
+    assert "[2h]" not in option.stdout
 
 
 def test_an_invalid_window_setting_exits_2_naming_its_variable() -> None:

@@ -13,6 +13,8 @@ from exporter.catalog import Catalog, FieldSpec, Kind, Unit
 from exporter.errors import QueryRejected, UpstreamUnreachable
 from exporter.prometheus import QueryResult, Sample
 from exporter.snapshot import (
+    AT_LEAST,
+    Existence,
     FieldValue,
     Snapshot,
     carry_over,
@@ -98,6 +100,87 @@ def test_a_failed_query_is_null_with_what_the_upstream_said() -> None:
     assert field.value is None
     assert field.reason == "query failed: http://prom: bad_data: parse error at char 4"
     assert field.error is error
+
+
+def existing(*names: str, selector: str = "") -> Existence:
+    """Which metrics have series: `names`, one series each."""
+    return Existence(dict.fromkeys(names, 1), "1h", selector)
+
+
+def test_an_empty_count_of_a_metric_that_exists_is_zero() -> None:
+    count = spec(Kind.INTEGER, query="sum(x_total)", no_series_means_zero=True)
+    field = shape(count, answer(), AT, existence=existing("x_total"))
+    assert (field.value, field.missing) == (0, ())
+
+
+def test_an_empty_count_of_a_metric_that_does_not_exist_is_null_naming_it() -> None:
+    count = spec(Kind.INTEGER, query="sum(x_total)", no_series_means_zero=True)
+    field = shape(count, answer(), AT, existence=existing("other", selector='job="a"'))
+    assert field.value is None
+    assert field.missing == ("x_total",)
+    assert field.reason == (
+        'x_total{job="a"} has no series in the upstream over the last 1h'
+        " (the gateway does not write it, or is down)"
+    )
+
+
+def test_a_count_of_several_metrics_is_zero_while_one_of_them_exists() -> None:
+    count = spec(Kind.INTEGER, query="sum(a_total) + sum(b_total)", no_series_means_zero=True)
+    assert shape(count, answer(), AT, existence=existing("b_total")).value == 0
+    field = shape(count, answer(), AT, existence=existing())
+    assert field.reason == (
+        "no series of a_total or b_total in the upstream over the last 1h"
+        " (the gateway writes none of them, or is down)"
+    )
+
+
+def test_an_empty_gauge_of_a_metric_that_does_not_exist_says_so_not_its_quiet_reason() -> None:
+    gauge = spec(query="sum(keys)", when_empty="no keys sample at the instant")
+    assert shape(gauge, answer(), AT, existence=existing("keys")).reason == (
+        "no keys sample at the instant"
+    )
+    assert shape(gauge, answer(), AT, existence=existing()).missing == ("keys",)
+
+
+def test_without_knowing_which_metrics_exist_an_empty_count_is_a_failure_not_zero() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    unknown = Existence({}, "1h", error=error)
+    count = spec(Kind.INTEGER, query="sum(x_total)", no_series_means_zero=True)
+    field = shape(count, answer(), AT, existence=unknown)
+    assert (field.value, field.error) == (None, error)
+    # A value needs no such knowledge.
+    assert shape(count, answer(3.0), AT, existence=unknown).value == 3
+
+
+def test_a_value_whose_lower_bound_query_answers_is_marked_at_least() -> None:
+    assert shape(spec(), answer(5000), AT, lower_bound=answer(1)).bound == AT_LEAST
+    assert shape(spec(), answer(750), AT, lower_bound=answer()).bound is None
+    error = QueryRejected("http://prom", "bad_data", "parse error")
+    failed = shape(spec(), answer(5000), AT, lower_bound=error)
+    assert (failed.value, failed.error) == (None, error)
+
+
+def test_the_document_lists_lower_bounds_beside_the_nulls() -> None:
+    fields = {
+        ("http", "p95_latency_ms"): FieldValue(5000.0, AT, bound=AT_LEAST),
+        ("http", "avg_latency_ms"): FieldValue(None, AT, reason="no requests in window (0/0)"),
+    }
+    document = _snapshot(AT, fields).document(AT)
+    assert document["bounds"] == {"http.p95_latency_ms": "at_least"}
+    assert document["nulls"] == {"http.avg_latency_ms": "no requests in window (0/0)"}
+
+
+def test_a_never_written_metric_keeps_its_reason_over_a_zero_denominator(catalog: Catalog) -> None:
+    fields = {
+        (d, f): FieldValue(0 if s.no_series_means_zero else None, AT, reason="empty")
+        for d, f, s in catalog.fields()
+    }
+    fields[("http", "avg_latency_ms")] = FieldValue(
+        None, AT, reason="never written", missing=("fastapi_requests_duration_seconds_sum",)
+    )
+    explained = explain_zero_denominators(catalog, fields)
+    assert explained[("http", "avg_latency_ms")].reason == "never written"
+    assert explained[("http", "error_rate")].reason == "no requests in window (0/0)"
 
 
 def test_a_null_ratio_over_a_zero_denominator_says_0_over_0(catalog: Catalog) -> None:

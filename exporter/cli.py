@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from exporter import __version__, check
+from exporter import __version__, check, doctor
 from exporter.app import create_app
 from exporter.catalog import load_catalog
 from exporter.environment import production_guard, read_environment, validate_env
@@ -189,6 +189,13 @@ def parser() -> argparse.ArgumentParser:
             " 3 no answer",
         )
     )
+    doctor.add_arguments(
+        commands.add_parser(
+            "doctor",
+            help="which fields the upstream can fill, with the settings of serve; exit 0 all,"
+            " 1 some cannot, 2 usage error, 3 upstream unreachable",
+        )
+    )
     return root
 
 
@@ -202,4 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return validate_env(as_json=arguments.json)
     if arguments.command == "check":
         return check.run(arguments)
+    if arguments.command == "doctor":
+        return doctor.run(arguments)
     return EXIT_CONFIG  # unreachable: argparse rejects unknown commands

@@ -1,0 +1,222 @@
+"""`summary-exporter doctor`: which fields of the catalog the upstream can fill, and why not.
+
+With the settings of `serve` (upstream, credentials, EXPORTER_SELECTOR, EXPORTER_CATALOG), it
+asks two bounded questions at one instant: how many series (under the selector) each metric
+the catalog reads has within a lookback, and, for the metrics that have none, which metrics
+with similar names do. Exit status: 0 when every field can have a value, 1 when some cannot,
+2 on a usage error, 3 when the upstream cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.catalog import Catalog, load_catalog
+from exporter.durations import format_duration, parse_duration
+from exporter.errors import CatalogError, InvalidRequest, SettingsError, UpstreamError
+from exporter.parameters import parse_time
+from exporter.prometheus import Upstream
+from exporter.settings import Settings, load_settings
+from exporter.snapshot import format_instant
+from exporter.upstream import session_for, upstream_for
+
+EXIT_OK = 0
+EXIT_MISSING = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+SIMILAR = 3
+# Parts of a metric name that say what kind of series it is, not what it is about.
+_GENERIC = frozenset(
+    {"total", "seconds", "bucket", "sum", "count", "bytes", "ratio", "created", "info", "current"}
+)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Series per metric the catalog reads, and similar existing names for the missing ones."""
+
+    catalog: Catalog
+    upstream: str
+    lookback: str
+    at: float
+    series: dict[str, int]
+    similar: dict[str, list[str]]
+
+    def fillable(self, sources: tuple[str, ...]) -> bool:
+        """A field can have a value when one of the metrics it reads has series (or it reads
+        none): the same rule that lets a count be 0 rather than null."""
+        return not sources or any(self.series.get(name) for name in sources)
+
+    def unfillable(self) -> list[str]:
+        return [
+            f"{domain}.{name}"
+            for domain, name, spec in self.catalog.fields()
+            if not self.fillable(spec.sources())
+        ]
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "upstream": self.upstream,
+            "selector": self.catalog.selector,
+            "lookback": self.lookback,
+            "time": format_instant(self.at),
+            "fields": {
+                f"{domain}.{name}": {
+                    "metrics": {source: self.series.get(source, 0) for source in spec.sources()},
+                    "can_have_value": self.fillable(spec.sources()),
+                }
+                for domain, name, spec in self.catalog.fields()
+            },
+            "missing": self.similar,
+            "cannot_have_value": self.unfillable(),
+        }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--time", type=_instant, help="a past instant to look back from (RFC 3339 or unix seconds)"
+    )
+    parser.add_argument(
+        "--lookback",
+        type=_duration,
+        help="how far back a metric must have series (default: the catalog's lookback, 1h)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _instant(text: str) -> float:
+    try:
+        return parse_time(text, time.time())
+    except InvalidRequest as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _duration(text: str) -> str:
+    try:
+        return format_duration(parse_duration(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """The command: prints the diagnosis and returns its exit status."""
+    try:
+        settings = load_settings()
+        catalog = load_catalog(settings.catalog, settings.selector)
+    except (SettingsError, CatalogError) as error:
+        print(f"summary-exporter doctor: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        diagnosis = asyncio.run(diagnose(settings, catalog, arguments.lookback, arguments.time))
+    except UpstreamError as error:
+        print(f"summary-exporter doctor: cannot ask the upstream: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if arguments.json:
+        print(json.dumps(diagnosis.document(), indent=2))
+    else:
+        print(render(diagnosis), end="")
+    return EXIT_MISSING if diagnosis.unfillable() else EXIT_OK
+
+
+async def diagnose(
+    settings: Settings, catalog: Catalog, lookback: str | None, at: float | None
+) -> Diagnosis:
+    async with session_for(settings) as session:
+        client = upstream_for(settings, session)
+        instant = round(time.time() if at is None else at, 3)
+        return await diagnose_with(client, catalog, lookback or catalog.lookback_canonical, instant)
+
+
+async def diagnose_with(client: Upstream, catalog: Catalog, lookback: str, at: float) -> Diagnosis:
+    names = catalog.sources()
+    series = await _series(client, catalog, names, lookback, at)
+    missing = [name for name in names if not series.get(name)]
+    similar: dict[str, list[str]] = {}
+    if missing:
+        # Names sharing a word with a missing one: one bounded question for all of them.
+        words = sorted({word for name in missing for word in _words(name)})
+        found = await _series(client, catalog, (), lookback, at, words) if words else {}
+        existing = [name for name in found if not name.endswith("_created")]
+        similar = {name: _ranked(name, existing) for name in missing}
+    return Diagnosis(catalog, client.display_url, lookback, at, series, similar)
+
+
+async def _series(
+    client: Upstream,
+    catalog: Catalog,
+    names: tuple[str, ...],
+    lookback: str,
+    at: float,
+    words: list[str] | None = None,
+) -> dict[str, int]:
+    """Series per metric name: of `names`, or of every name containing one of `words`."""
+    if words is None:
+        promql = catalog.existence_query(names, lookback)
+    else:
+        pattern = ".*(?:" + "|".join(re.escape(word) for word in words) + ").*"
+        promql = catalog.series_query(pattern, lookback)
+    result = await client.query(promql, at)
+    return {s.labels.get("__name__", ""): int(s.value) for s in result.samples if s.value > 0}
+
+
+def _words(name: str) -> set[str]:
+    return {word for word in name.split("_") if len(word) > 2 and word not in _GENERIC}
+
+
+def _ranked(missing: str, existing: list[str]) -> list[str]:
+    """The existing names most like `missing`: most shared words, then closest spelling."""
+    words = _words(missing)
+
+    def likeness(name: str) -> tuple[int, float, str]:
+        shared = len(words & _words(name))
+        return -shared, -difflib.SequenceMatcher(None, missing, name).ratio(), name
+
+    candidates = [name for name in existing if words & _words(name)]
+    return sorted(candidates, key=likeness)[:SIMILAR]
+
+
+def render(diagnosis: Diagnosis) -> str:
+    """The diagnosis as a table for a terminal."""
+    catalog = diagnosis.catalog
+    where = f"selector {catalog.selector}" if catalog.selector else "no selector"
+    lines = [
+        f"Metrics the catalog reads, in {diagnosis.upstream} ({where}), with series in the"
+        f" {diagnosis.lookback} before {format_instant(diagnosis.at)}:",
+        "",
+    ]
+    rows = [("FIELD", "METRIC", "SERIES", "")]
+    for domain, name, spec in catalog.fields():
+        label = f"{domain}.{name}"
+        for source in spec.sources():
+            count = diagnosis.series.get(source, 0)
+            similar = diagnosis.similar.get(source) or []
+            note = ""
+            if not count:
+                note = f"similar: {', '.join(similar)}" if similar else "no similar metric"
+            rows.append((label, source, str(count) if count else "none", note))
+            label = ""
+        if not diagnosis.fillable(spec.sources()):
+            rows.append(("", "", "", f"-> {domain}.{name} cannot have a value"))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for field, metric, shown, note in rows:
+        line = f"  {field:<{widths[0]}}  {metric:<{widths[1]}}  {shown:>{widths[2]}}  {note}"
+        lines.append(line.rstrip())
+    unfillable = diagnosis.unfillable()
+    total = len(catalog.fields())
+    lines.append("")
+    if unfillable:
+        lines.append(
+            f"{total - len(unfillable)} of {total} fields can have a value;"
+            f" {len(unfillable)} cannot: {', '.join(unfillable)}"
+        )
+    else:
+        lines.append(f"All {total} fields can have a value.")
+    return "\n".join(lines) + "\n"

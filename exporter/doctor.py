@@ -33,6 +33,7 @@ EXIT_MISSING = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 SIMILAR = 3
+_FAMILY_SUFFIX = re.compile(r"_(?:bucket|sum|count)$")
 # Parts of a metric name that say what kind of series it is, not what it is about.
 _GENERIC = frozenset(
     {"total", "seconds", "bucket", "sum", "count", "bytes", "ratio", "created", "info", "current"}
@@ -172,15 +173,17 @@ def _words(name: str) -> set[str]:
 
 
 def _ranked(missing: str, existing: list[str]) -> list[str]:
-    """The existing names most like `missing`: most shared words, then closest spelling."""
+    """The existing names most like `missing`: most shared words, then closest spelling; one
+    name per family (a histogram's _bucket, _sum and _count are one suggestion)."""
     words = _words(missing)
 
     def likeness(name: str) -> tuple[int, float, str]:
         shared = len(words & _words(name))
         return -shared, -difflib.SequenceMatcher(None, missing, name).ratio(), name
 
-    candidates = [name for name in existing if words & _words(name)]
-    return sorted(candidates, key=likeness)[:SIMILAR]
+    candidates = sorted((name for name in existing if words & _words(name)), key=likeness)
+    by_family = {_FAMILY_SUFFIX.sub("", name): name for name in reversed(candidates)}
+    return sorted(by_family.values(), key=likeness)[:SIMILAR]
 
 
 def render(diagnosis: Diagnosis) -> str:

@@ -137,3 +137,16 @@ def test_similar_names_share_the_most_words_then_spell_closest() -> None:
         "redis_keyspace_hits_total",
     ]
     assert _ranked("trial_active", existing) == []
+
+
+def test_a_histogram_is_one_suggestion_not_three() -> None:
+    existing = [
+        "provider_response_duration_seconds_bucket",
+        "provider_response_duration_seconds_count",
+        "provider_response_duration_seconds_sum",
+        "provider_slow_requests_total",
+    ]
+    assert _ranked("provider_response_time_seconds_sum", existing) == [
+        "provider_response_duration_seconds_sum",
+        "provider_slow_requests_total",
+    ]

@@ -58,8 +58,8 @@ def test_no_gauge_ends_in_total_and_the_renamed_ones_carry_the_values(
     exporter: ExporterProcess,
 ) -> None:
     text = scrape(exporter)
-    assert "summary_models_tokens_used 54000.0\n" in text
-    assert "summary_models_credits_used 15.0\n" in text
+    assert "summary_models_tokens_used 60000.0\n" in text
+    assert "summary_models_credits_used 20.0\n" in text
     assert "summary_models_tokens_used_total" not in text
     assert "summary_models_credits_used_total" not in text
 

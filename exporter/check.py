@@ -77,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " APP_ENV and TESTING from this shell",
     )
     parser.add_argument(
-        "--time", type=_instant, help="a past instant to evaluate at (RFC 3339 or unix seconds)"
+        "--time",
+        type=instant_argument,
+        help="a past instant to evaluate at (RFC 3339 or unix seconds)",
     )
     parser.add_argument(
         "--window",
@@ -100,7 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _instant(text: str) -> float:
+def instant_argument(text: str) -> float:
+    """An evaluation instant given on the command line (`--time`), for argparse."""
     try:
         return parse_time(text, time.time())
     except InvalidRequest as error:

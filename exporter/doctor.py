@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.catalog import Catalog, load_catalog
+from exporter.check import instant_argument
 from exporter.durations import format_duration, parse_duration
-from exporter.errors import CatalogError, InvalidRequest, SettingsError, UpstreamError
-from exporter.parameters import parse_time
+from exporter.errors import CatalogError, SettingsError, UpstreamError
 from exporter.prometheus import Upstream
 from exporter.settings import Settings, load_settings
 from exporter.snapshot import format_instant
@@ -83,7 +83,9 @@ class Diagnosis:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--time", type=_instant, help="a past instant to look back from (RFC 3339 or unix seconds)"
+        "--time",
+        type=instant_argument,
+        help="a past instant to look back from (RFC 3339 or unix seconds)",
     )
     parser.add_argument(
         "--lookback",
@@ -91,13 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how far back a metric must have series (default: the catalog's lookback, 1h)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def _instant(text: str) -> float:
-    try:
-        return parse_time(text, time.time())
-    except InvalidRequest as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _duration(text: str) -> str:

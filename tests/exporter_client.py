@@ -109,3 +109,20 @@ def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
         timeout=30,
         check=False,
     )
+
+
+async def command(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`python -m exporter ARGS` without blocking the loop a test's servers run on, without
+    this environment's EXPORTER_*, APP_ENV, TESTING and NO_COLOR: (status, stdout, stderr)."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EXPORTER_") and k not in ("APP_ENV", "TESTING", "NO_COLOR")
+    } | (env or {})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", *args,
+        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()

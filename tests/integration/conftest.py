@@ -62,13 +62,9 @@ def environments_prometheus(
 ) -> Iterator[PrometheusServer]:
     require_binary("prometheus")
     require_binary("promtool")
-    server = PrometheusServer.start(
-        list(dataset.environments()), tmp_path_factory.mktemp("prometheus-environments")
-    )
-    try:
+    workdir = tmp_path_factory.mktemp("prometheus-environments")
+    with PrometheusServer.start(list(dataset.environments()), workdir) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +72,9 @@ def environments_victoria_metrics(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[VictoriaMetricsServer]:
     require_binary("victoria-metrics")
-    server = VictoriaMetricsServer.start(
-        list(dataset.environments()), tmp_path_factory.mktemp("vm-environments")
-    )
-    try:
+    workdir = tmp_path_factory.mktemp("vm-environments")
+    with VictoriaMetricsServer.start(list(dataset.environments()), workdir) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=ENGINES)

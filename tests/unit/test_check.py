@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import os
-import sys
 from typing import Any
 
 import pytest
@@ -14,6 +11,7 @@ import pytest
 from exporter.catalog import Catalog
 from exporter.check import Report, colour_enabled, from_exporter, render
 from tests.exporter_client import answer_degraded, distinct_queries, started
+from tests.exporter_client import command as exporter_command
 from tests.fake_prometheus import FakePrometheus
 
 
@@ -24,18 +22,7 @@ class Terminal(io.StringIO):
 
 async def command(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Runs `python -m exporter check ...` without blocking the loop the exporter serves on."""
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("EXPORTER_") and k not in ("APP_ENV", "TESTING", "NO_COLOR")
-    } | (env or {})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "exporter", "check", *args,
-        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await exporter_command("check", *args, env=env)
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:

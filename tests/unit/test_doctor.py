@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from typing import Any
 
 from exporter.catalog import Catalog, load_catalog
 from exporter.doctor import _ranked
-from tests.exporter_client import answer_sources
+from tests.exporter_client import answer_sources, command
 from tests.fake_prometheus import FakePrometheus
 
 # What the production gateway does not write, of what the built-in catalog reads.
@@ -30,15 +27,8 @@ SIMILAR = ["api_key_lookup_attempts_total", "catalog_cache_hits_total", "redis_u
 
 async def doctor(*args: str, **variables: str) -> tuple[int, str, str]:
     """`python -m exporter doctor ARGS` with these EXPORTER_* variables (names unprefixed)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
-    environment |= {f"EXPORTER_{name}": value for name, value in variables.items()}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "exporter", "doctor", *args,
-        env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    env = {f"EXPORTER_{name}": value for name, value in variables.items()}
+    return await command("doctor", *args, env=env)
 
 
 def production_writes(fake: FakePrometheus, catalog: Catalog, lookback: str | None = None) -> None:

@@ -87,7 +87,9 @@ async def _measure(url: str, series: int, rounds: int) -> Figures:
 
         def refresher(concurrency: int) -> Refresher:
             return Refresher(
-                Evaluator(catalog, timed, max_concurrency=concurrency),
+                Evaluator(
+                    catalog, timed, max_concurrency=concurrency, limits=settings.table_limits
+                ),
                 window=format_duration(settings.window_ms),
                 interval=settings.refresh_interval,
                 max_staleness=settings.effective_max_staleness,

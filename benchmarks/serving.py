@@ -53,6 +53,7 @@ from benchmarks.layout import TYPE_CACHE_ENTRIES
 from exporter.catalog import load_catalog
 from exporter.cli import LISTEN_BACKLOG
 from exporter.prometheus import PrometheusClient
+from exporter.settings import Settings
 from exporter.snapshot import Snapshot, evaluate
 from tests.integration.servers import free_port, wait_for
 
@@ -236,7 +237,12 @@ async def _snapshot(prometheus_url: str) -> Snapshot:
             max_response_bytes=1 << 24,
         )
         return await evaluate(
-            load_catalog(None), client, at=time.time(), window="5m", max_concurrency=8
+            load_catalog(None),
+            client,
+            at=time.time(),
+            window="5m",
+            max_concurrency=8,
+            limits=Settings(_env_prefix="BENCHMARK_UNUSED_").table_limits,  # type: ignore[call-arg]
         )
 
 

@@ -238,7 +238,12 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
     settings, catalog = app[SETTINGS], app[CATALOG]
     async with session_for(settings) as session:
         client = upstream_for(settings, session)
-        evaluator = Evaluator(catalog, client, max_concurrency=settings.max_concurrent_queries)
+        evaluator = Evaluator(
+            catalog,
+            client,
+            max_concurrency=settings.max_concurrent_queries,
+            limits=settings.table_limits,
+        )
         # An app-owned registry, never the global one: two apps in one process stay apart.
         registry = CollectorRegistry(auto_describe=False)
         refresh_metrics, cached = RefreshMetrics(), app[CACHED_SUMMARY]

@@ -9,7 +9,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FiniteFloat,
+    PositiveInt,
     PrivateAttr,
     StringConstraints,
     ValidationError,
@@ -43,6 +44,11 @@ SELF_METRICS_PREFIX = "summary_exporter_"
 ENVIRONMENT_INFO = "summary_environment_info"
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+# A Prometheus label name, for the labels a query's answer is read by.
+LabelName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=64)]
+MetricName = Annotated[
+    str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=200)
+]
 # A field named by its domain: `http.error_rate`.
 FieldRef = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=129)
@@ -53,6 +59,15 @@ class Kind(StrEnum):
     INTEGER = "integer"
     NUMBER = "number"
     LABELS = "labels"
+    # Rows of named columns, one row per value of an entity label (a provider, a model).
+    TABLE = "table"
+
+
+class ColumnKind(StrEnum):
+    INTEGER = "integer"
+    NUMBER = "number"
+    # The value of a label of the column's answer (a breaker's state, a status).
+    LABEL = "label"
 
 
 class Unit(StrEnum):
@@ -63,6 +78,7 @@ class Unit(StrEnum):
     SCORE = "score"
     TOKENS = "tokens"
     CREDITS = "credits"
+    USD = "usd"
 
 
 # How a JSON unit becomes the gauge's base unit: the factor, and the gauge name's suffix.
@@ -88,8 +104,68 @@ class LowerBound(_Strict):
         return self
 
 
+def _base_suffix(name: str, unit: Unit | None) -> str:
+    """A field's or column's name in its gauge: `*_ms` as `*_seconds`, `*_rate` as `*_ratio`."""
+    if unit is None or unit not in _BASE_UNITS:
+        return name
+    _, json_suffix, base_suffix = _BASE_UNITS[unit]
+    return name.removesuffix(json_suffix) + base_suffix
+
+
+def _factor(unit: Unit | None) -> float:
+    return _BASE_UNITS[unit][0] if unit is not None and unit in _BASE_UNITS else 1.0
+
+
+class ColumnSpec(_Strict):
+    """One column of a table: PromQL answering one series per row's entity, whose value (or,
+    for kind label, one of whose labels) is the row's cell."""
+
+    query: str = Field(min_length=1)
+    kind: ColumnKind
+    unit: Unit | None = None
+    help: str = Field(min_length=1)
+    no_series_means_zero: bool = False
+    when_empty: str = "the query returned no series for this row"
+    label: LabelName | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> ColumnSpec:
+        _check_template(self.query, info)
+        if self.kind is ColumnKind.LABEL:
+            if self.label is None:
+                raise ValueError("a label column needs `label`: the label holding its value")
+            if self.unit is not None or self.no_series_means_zero:
+                raise ValueError("`unit` and `no_series_means_zero` apply to numeric columns")
+        elif self.label is not None:
+            raise ValueError("`label` applies to label columns only")
+        elif self.unit is None:
+            raise ValueError("a numeric column needs `unit`")
+        return self
+
+    def render(self, window: str) -> str:
+        return render(self.query, window)
+
+    def sources(self) -> tuple[str, ...]:
+        return metric_names(self.query)
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind is not ColumnKind.LABEL
+
+    @property
+    def gauge_factor(self) -> float:
+        return _factor(self.unit)
+
+    def _bound(self, write: Callable[[str], str]) -> ColumnSpec:
+        return self.model_copy(update={"query": write(self.query)})
+
+
 class FieldSpec(_Strict):
-    """One field of the summary and the PromQL that answers it."""
+    """One field of the summary and the PromQL that answers it.
+
+    For kind table, `query` lists the rows: one series per value of the entity label `label`,
+    valued by what orders them (`order`); each of `columns` is one more query.
+    """
 
     query: str = Field(min_length=1)
     kind: Kind
@@ -99,22 +175,41 @@ class FieldSpec(_Strict):
     when_empty: str = "the query returned no series"
     denominator: Name | None = None
     when_zero_denominator: str | None = None
-    label: str | None = None
+    label: LabelName | None = None
     gauge: Name | None = None
     lower_bound: LowerBound | None = None
+    columns: dict[Name, ColumnSpec] = Field(default_factory=dict)
+    order: Literal["ascending", "descending"] | None = None
+    limit: PositiveInt | Literal["top_models"] | None = None
+    # Metrics the gateway writes whenever it runs the code that would write this field's
+    # metrics, whose labelled series only appear with their first event: their series are
+    # enough for an empty answer to be a true 0.
+    written_with: tuple[MetricName, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> FieldSpec:
         _check_template(self.query, info)
-        if self.kind is Kind.LABELS and self.lower_bound is not None:
+        if self.kind in (Kind.LABELS, Kind.TABLE) and self.lower_bound is not None:
             raise ValueError("`lower_bound` applies to numbers, not to a list")
         if self.kind is Kind.LABELS and (self.label is None or self.gauge is None):
             raise ValueError("a labels field needs `label` (what to list) and `gauge` (its values)")
-        if self.kind is not Kind.LABELS and self.label is not None:
-            raise ValueError("`label` applies to kind labels only")
+        if self.kind is Kind.TABLE:
+            self._consistent_table()
+        elif self.columns or self.order is not None or self.limit is not None:
+            raise ValueError("`columns`, `order` and `limit` apply to kind table only")
+        elif self.kind is not Kind.LABELS and self.label is not None:
+            raise ValueError("`label` applies to kind labels and table only")
         if (self.denominator is None) != (self.when_zero_denominator is None):
             raise ValueError("`denominator` and `when_zero_denominator` go together")
         return self
+
+    def _consistent_table(self) -> None:
+        if self.label is None or not self.columns or self.order is None:
+            raise ValueError("a table needs `label` (the entity of a row), `order` and `columns`")
+        if self.gauge is not None or self.denominator is not None:
+            raise ValueError("`gauge` and `denominator` do not apply to a table")
+        if self.label in self.columns:
+            raise ValueError(f"column {self.label!r} would hide the row's {self.label}")
 
     def render(self, window: str) -> str:
         """The PromQL for one window: a window reaches PromQL only as the canonical rendering
@@ -123,19 +218,33 @@ class FieldSpec(_Strict):
 
     @property
     def windowed(self) -> bool:
-        """Whether the query looks back over the window, rather than at one instant."""
-        return WINDOW_PLACEHOLDER in Template(self.query).get_identifiers()
+        """Whether a query of the field looks back over the window, rather than at one instant."""
+        return any(
+            WINDOW_PLACEHOLDER in Template(template).get_identifiers()
+            for template in self.templates()
+        )
 
     def render_lower_bound(self, window: str) -> str | None:
         """The PromQL that answers when this field's value is only a lower bound, if any."""
         return None if self.lower_bound is None else render(self.lower_bound.when, window)
 
     def sources(self) -> tuple[str, ...]:
-        """The metric names the field's query reads, in order of first use."""
-        return metric_names(self.query)
+        """The metric names the field's queries read, in order of first use, and those it is
+        written with."""
+        names = [*metric_names(self.query), *self.written_with]
+        names += [name for column in self.columns.values() for name in column.sources()]
+        return tuple(dict.fromkeys(names))
+
+    def column_sources(self, column: ColumnSpec) -> tuple[str, ...]:
+        """The metrics whose series let an empty cell of `column` be a true 0."""
+        return tuple(dict.fromkeys([*column.sources(), *self.written_with]))
 
     def templates(self) -> list[str]:
-        return [self.query] + ([self.lower_bound.when] if self.lower_bound else [])
+        return (
+            [self.query]
+            + ([self.lower_bound.when] if self.lower_bound else [])
+            + [column.query for column in self.columns.values()]
+        )
 
     def _bound(self, write: Callable[[str], str]) -> FieldSpec:
         update: dict[str, Any] = {"query": write(self.query)}
@@ -143,21 +252,32 @@ class FieldSpec(_Strict):
             update["lower_bound"] = self.lower_bound.model_copy(
                 update={"when": write(self.lower_bound.when)}
             )
+        if self.columns:
+            update["columns"] = {name: c._bound(write) for name, c in self.columns.items()}
         return self.model_copy(update=update)
 
     def gauge_name(self, domain: str, field: str) -> str:
         """`summary_<domain>_<field>` in base units; a trailing `_total` is dropped, since
         that suffix belongs to counters (`tokens_used_total` is `summary_models_tokens_used`)."""
-        suffix = self.gauge or field
-        if self.gauge is None and self.unit in _BASE_UNITS:
-            _, json_suffix, base_suffix = _BASE_UNITS[self.unit]
-            suffix = suffix.removesuffix(json_suffix) + base_suffix
+        suffix = self.gauge or _base_suffix(field, self.unit)
         return f"summary_{domain}_{suffix}".removesuffix("_total")
+
+    def column_gauge_name(self, domain: str, field: str, column: str) -> str:
+        """A table column's gauge, `summary_<domain>_<table>_<column>` in base units, with the
+        row's entity as a label."""
+        suffix = _base_suffix(column, self.columns[column].unit)
+        return f"summary_{domain}_{field}_{suffix}".removesuffix("_total")
+
+    def gauge_names(self, domain: str, field: str) -> list[str]:
+        """Every gauge the field is exported as: its own, or one per column of a table."""
+        if self.kind is Kind.TABLE:
+            return [self.column_gauge_name(domain, field, column) for column in self.columns]
+        return [self.gauge_name(domain, field)]
 
     @property
     def gauge_factor(self) -> float:
         """Multiplies the JSON value into the gauge's base unit (seconds, ratio)."""
-        return _BASE_UNITS[self.unit][0] if self.unit in _BASE_UNITS else 1.0
+        return _factor(self.unit)
 
 
 class DomainSpec(_Strict):
@@ -225,6 +345,25 @@ class Threshold(_Strict):
 _QUERY_CHECK_KEYS = frozenset({"unit", "no_series_means_zero", "when_empty"})
 
 
+class CheckNames(_Strict):
+    """What a check's detail names: the values of `label` in a query's answer, highest value
+    first (ties by name), e.g. the providers whose breaker is open ("open: groq")."""
+
+    query: str = Field(min_length=1)
+    label: LabelName
+    prefix: str = Field(min_length=1, max_length=40)
+    # Each name with its value, in the check's unit: "errors: groq 100 %, openai 16.67 %".
+    values: bool = False
+
+    @model_validator(mode="after")
+    def _valid_query(self, info: ValidationInfo) -> CheckNames:
+        _check_template(self.query, info)
+        return self
+
+    def render(self, window: str) -> str:
+        return render(self.query, window)
+
+
 class CheckSpec(_Strict):
     """A health check: a summary field, or its own PromQL, against degraded/critical limits."""
 
@@ -239,6 +378,7 @@ class CheckSpec(_Strict):
     liveness: bool = False
     degraded: Threshold | None = None
     critical: Threshold | None = None
+    names: CheckNames | None = None
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> CheckSpec:
@@ -274,9 +414,12 @@ class CheckSpec(_Strict):
         )
 
     def _bound(self, write: Callable[[str], str]) -> CheckSpec:
-        if self.query is None:
-            return self
-        return self.model_copy(update={"query": write(self.query)})
+        update: dict[str, Any] = {}
+        if self.query is not None:
+            update["query"] = write(self.query)
+        if self.names is not None:
+            update["names"] = self.names.model_copy(update={"query": write(self.names.query)})
+        return self.model_copy(update=update)
 
 
 class Catalog(_Strict):
@@ -323,7 +466,7 @@ class Catalog(_Strict):
                 spec = self.field(reference)
                 if spec is None:
                     raise ValueError(f"checks.{name}: {reference} is not a field of the catalog")
-                if spec.kind is Kind.LABELS:
+                if spec.kind in (Kind.LABELS, Kind.TABLE):
                     raise ValueError(f"checks.{name}: {reference} is a list, not a number")
         return self
 
@@ -331,12 +474,16 @@ class Catalog(_Strict):
     def _distinct_gauges(self) -> Catalog:
         seen: dict[str, str] = {}
         for domain, name, spec in self.fields():
-            gauge = spec.gauge_name(domain, name)
-            if gauge.startswith(SELF_METRICS_PREFIX) or gauge == ENVIRONMENT_INFO:
-                raise ValueError(f"{domain}.{name}: gauge {gauge} would clash with self-metrics")
-            if gauge in seen:
-                raise ValueError(f"{domain}.{name}: gauge {gauge} is also {seen[gauge]}'s gauge")
-            seen[gauge] = f"{domain}.{name}"
+            for gauge in spec.gauge_names(domain, name):
+                if gauge.startswith(SELF_METRICS_PREFIX) or gauge == ENVIRONMENT_INFO:
+                    raise ValueError(
+                        f"{domain}.{name}: gauge {gauge} would clash with self-metrics"
+                    )
+                if gauge in seen:
+                    raise ValueError(
+                        f"{domain}.{name}: gauge {gauge} is also {seen[gauge]}'s gauge"
+                    )
+                seen[gauge] = f"{domain}.{name}"
         return self
 
     @property
@@ -392,9 +539,26 @@ class Catalog(_Strict):
 
     def sources(self) -> tuple[str, ...]:
         """Every metric name the fields and query checks read, in order of first use."""
-        queries = [spec.query for _, _, spec in self.fields()]
-        queries += [check.query for check in self.checks.values() if check.query is not None]
-        return tuple(dict.fromkeys(name for query in queries for name in metric_names(query)))
+        names = [name for _, _, spec in self.fields() for name in spec.sources()]
+        names += [
+            name
+            for check in self.checks.values()
+            if check.query is not None
+            for name in metric_names(check.query)
+        ]
+        return tuple(dict.fromkeys(names))
+
+    def queries(self, window: str) -> list[str]:
+        """Every distinct PromQL one evaluation asks at its instant: the fields' (a table's
+        rows and columns), their lower bounds, the query checks' and their names', and which
+        of the metrics they read exist."""
+        asked = [template for _, _, spec in self.fields() for template in spec.templates()]
+        for check in self.checks.values():
+            asked += [check.query] if check.query is not None else []
+            asked += [check.names.query] if check.names is not None else []
+        rendered = [render(template, window) for template in asked]
+        names = self.sources()
+        return list(dict.fromkeys(rendered + ([self.existence_query(names)] if names else [])))
 
     def existence_query(self, names: tuple[str, ...], lookback: str | None = None) -> str:
         """PromQL counting, per metric name, the series (under the selector) with a sample in

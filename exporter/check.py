@@ -32,7 +32,7 @@ from exporter.matchers import selector_argument
 from exporter.parameters import parse_time, parse_window
 from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator
-from exporter.settings import Settings, default, load_settings, redact_url
+from exporter.settings import Settings, TableLimits, default, load_settings, redact_url
 from exporter.snapshot import explain
 
 EXIT_CODES = {"ok": 0, "degraded": 1, "critical": 2}
@@ -143,6 +143,7 @@ async def collect(arguments: argparse.Namespace, settings: Settings) -> Report:
             query_timeout=arguments.timeout,
             max_concurrency=settings.max_concurrent_queries,
             max_response_bytes=settings.max_response_bytes,
+            limits=settings.table_limits,
         )
     # The exporter's own endpoint token, when it has one, from the same variable it reads.
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
@@ -217,6 +218,7 @@ async def from_prometheus(
     query_timeout: float,
     max_concurrency: int,
     max_response_bytes: int,
+    limits: TableLimits,
     selector: str = "",
 ) -> Report:
     """The catalog evaluated against Prometheus at one instant, and the checks judged here."""
@@ -232,7 +234,7 @@ async def from_prometheus(
             timeout=query_timeout,
             max_response_bytes=max_response_bytes,
         )
-        evaluator = Evaluator(catalog, client, max_concurrency=max_concurrency)
+        evaluator = Evaluator(catalog, client, max_concurrency=max_concurrency, limits=limits)
         snapshot = await evaluator(instant, window, "on_demand")
     if not snapshot.reached_upstream:
         errors = snapshot.errors()
@@ -290,13 +292,16 @@ def render(report: Report, *, colour: bool) -> str:
     explained = summary.get("explain") or {}
     nulls = summary.get("nulls") or {}
     bounds = summary.get("bounds") or {}
+    tables: list[tuple[str, list[Any]]] = []
     for domain, fields in (summary.get("metrics") or {}).items():
         lines += ["", domain]
         width = max((len(name) for name in fields), default=0)
         for name, value in fields.items():
             key = f"{domain}.{name}"
-            unit = explained.get(key, {}).get("unit")
-            shown = format_value(value, Unit(unit) if unit in set(Unit) else None, bounds.get(key))
+            shown = format_value(value, _unit(explained.get(key, {})), bounds.get(key))
+            if _is_table(value):
+                tables.append((key, value))
+                shown += " (below)"
             if value is None and key in nulls:
                 shown += paint("unknown", f"  (null: {nulls[key]})")
             lines.append(f"  {name:<{width}}  {shown}")
@@ -317,4 +322,38 @@ def render(report: Report, *, colour: bool) -> str:
         reason = checks[name].get("reason") if index else None
         if reason:
             lines.append(f"  {'':<{widths[0]}}  -> {reason}")
+        detail = checks[name].get("detail") if index and status != "ok" else None
+        if detail:
+            lines.append(f"  {'':<{widths[0]}}  -> {detail}")
+    for key, rows in tables:
+        lines += ["", *_table(key, rows, explained.get(key, {}), summary.get("cuts") or {})]
     return "\n".join(lines) + "\n"
+
+
+def _unit(explained: Mapping[str, Any]) -> Unit | None:
+    unit = explained.get("unit")
+    return Unit(unit) if unit in set(Unit) else None
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def _table(
+    key: str, rows: list[Mapping[str, Any]], explained: Mapping[str, Any], cuts: Mapping[str, Any]
+) -> list[str]:
+    """A table field's rows in their order, each cell with its column's unit."""
+    columns: Mapping[str, Any] = explained.get("columns") or {}
+    names = list(rows[0])
+    cells = [[name.upper() for name in names]] + [
+        [format_value(row.get(name), _unit(columns.get(name, {}))) for name in names]
+        for row in rows
+    ]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(names))]
+    cut = cuts.get(key)
+    title = key + (f" (the first {cut['rows']} of {cut['of']} rows, {cut['limit']})" if cut else "")
+    return [title] + [
+        "  "
+        + "  ".join(f"{cell:<{width}}" for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]

@@ -23,10 +23,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.catalog import ENVIRONMENT_INFO, Catalog, Kind
+from exporter.catalog import ENVIRONMENT_INFO, Catalog, FieldSpec, Kind
 from exporter.environment import Environment
 from exporter.health import Status, liveness
 from exporter.refresher import Clock, Refresher, RefreshOutcome
+from exporter.snapshot import FieldValue
 
 
 class SummaryCollector(Collector):
@@ -58,6 +59,9 @@ class SummaryCollector(Collector):
         yield family
         for domain, name, spec in self._catalog.fields():
             field = snapshot.fields.get((domain, name)) if snapshot else None
+            if spec.kind is Kind.TABLE:
+                yield from self._table(domain, name, spec, field)
+                continue
             gauge_name = spec.gauge_name(domain, name)
             help_text = spec.help + self._provenance[spec.windowed]
             if spec.kind is Kind.LABELS:
@@ -68,6 +72,32 @@ class SummaryCollector(Collector):
                 family = GaugeMetricFamily(gauge_name, help_text)
                 if field is not None and isinstance(field.value, int | float):
                     family.add_metric([], field.value * spec.gauge_factor)
+            yield family
+
+    def _table(
+        self, domain: str, name: str, spec: FieldSpec, field: FieldValue | None
+    ) -> Iterable[Metric]:
+        """One family per column, the row's entity as a label: a numeric column's cells as
+        values, a label column's as a second label (value 1). The rows are bounded by
+        EXPORTER_MAX_ENTITIES, and so are these label values."""
+        assert spec.label is not None  # the catalog guarantees a table's entity label
+        rows = field.value if field is not None and isinstance(field.value, list) else []
+        for column_name, column in spec.columns.items():
+            help_text = f"{spec.help} Column {column_name}: {column.help}"
+            help_text += self._provenance[spec.windowed]
+            gauge_name = spec.column_gauge_name(domain, name, column_name)
+            if column.numeric:
+                family = GaugeMetricFamily(gauge_name, help_text, labels=[spec.label])
+            else:
+                family = GaugeMetricFamily(gauge_name, help_text, labels=[spec.label, column_name])
+            for row in rows:
+                if not isinstance(row, dict):
+                    continue
+                entity, cell = str(row[spec.label]), row.get(column_name)
+                if isinstance(cell, int | float):
+                    family.add_metric([entity], cell * column.gauge_factor)
+                elif isinstance(cell, str):
+                    family.add_metric([entity, cell], 1.0)
             yield family
 
     def _self_metrics(self) -> Iterable[Metric]:

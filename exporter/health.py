@@ -35,6 +35,7 @@ _SUFFIXES = {
     Unit.PER_MINUTE: " /min",
     Unit.TOKENS: " tokens",
     Unit.CREDITS: " credits",
+    Unit.USD: " USD",
 }
 
 
@@ -45,13 +46,19 @@ def format_number(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def format_value(value: Value, unit: Unit | None = None, bound: str | None = None) -> str:
-    """A field value for people, with its unit and "≥" when it is only a lower bound;
-    rounding happens here and only here."""
+def format_value(value: Value | str, unit: Unit | None = None, bound: str | None = None) -> str:
+    """A field value (or a table's cell) for people, with its unit and "≥" when it is only a
+    lower bound; rounding happens here and only here."""
     if value is None:
         return "—"
+    if isinstance(value, str):
+        return value
     if isinstance(value, list):
-        return ", ".join(value) or "none"
+        if not value:
+            return "none"
+        if isinstance(value[0], dict):
+            return f"{len(value)} row{'s' if len(value) > 1 else ''}"
+        return ", ".join(str(item) for item in value)
     suffix = "" if unit is None else _SUFFIXES.get(unit, "")
     return ("≥ " if bound == AT_LEAST else "") + format_number(value) + suffix
 
@@ -82,6 +89,10 @@ class CheckResult:
     limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     promql: tuple[str, ...] = ()
     reason: str | None = None
+    # Who is behind the value (the providers, pools or replicas its `names` query lists), the
+    # worst first, and the sentence naming them: "open: groq".
+    names: tuple[str, ...] = ()
+    detail: str | None = None
 
     def document(self) -> dict[str, Any]:
         return {
@@ -92,6 +103,8 @@ class CheckResult:
             "limits": {level: dict(limit) for level, limit in self.limits.items()},
             "promql": list(self.promql),
             "reason": self.reason,
+            "names": list(self.names),
+            "detail": self.detail,
             "help": self.help,
         }
 
@@ -226,6 +239,13 @@ def _catalog_check(
     )
     if snapshot is None:
         return replace(base, reason=NO_SNAPSHOT)
+    named = snapshot.names.get(name)
+    if check.names is not None and named is not None and named.series:
+        base = replace(
+            base,
+            names=tuple(entity for entity, _ in named.series),
+            detail=_detail(check.names.prefix, named.series, unit if check.names.values else None),
+        )
     measured = _measure(name, check, snapshot, unit)
     if isinstance(measured, str):
         return replace(base, reason=measured)
@@ -238,6 +258,20 @@ def _catalog_check(
         )
         status = Status.OK
     return replace(base, status=status, value=value, display=display, reason=reason)
+
+
+# Names a detail shows at most; the check's `names` list holds them all.
+DETAIL_NAMES = 5
+
+
+def _detail(prefix: str, named: tuple[tuple[str, float], ...], unit: Unit | None) -> str:
+    """ "open: groq, together", or with values "failing: groq 100 %, openai 16.67 %"."""
+    shown = [
+        entity if unit is None else f"{entity} {format_value(value, unit)}"
+        for entity, value in named[:DETAIL_NAMES]
+    ]
+    more = len(named) - DETAIL_NAMES
+    return f"{prefix}: {', '.join(shown)}" + (f" and {more} more" if more > 0 else "")
 
 
 def _judge(
@@ -275,11 +309,12 @@ def _unit(check: CheckSpec, catalog: Catalog) -> Unit:
 
 
 def _promql(check: CheckSpec, catalog: Catalog, window: str) -> tuple[str, ...]:
+    names = () if check.names is None else (check.names.render(window),)
     if check.query is not None:
-        return (check.answer_spec().render(window),)
+        return (check.answer_spec().render(window), *names)
     references = [ref for ref in (check.field, check.percent_of) if ref is not None]
     specs = [catalog.field(reference) for reference in references]
-    return tuple(spec.render(window) for spec in specs if spec is not None)
+    return (*(spec.render(window) for spec in specs if spec is not None), *names)
 
 
 def _measure(

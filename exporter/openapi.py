@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter import __version__
-from exporter.catalog import Catalog, FieldSpec, Kind
+from exporter.catalog import Catalog, ColumnKind, ColumnSpec, FieldSpec, Kind
 from exporter.parameters import MAX_LENGTH
 
 _JSON = "application/json"
@@ -41,9 +41,26 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _column_schema(column: ColumnSpec) -> dict[str, Any]:
+    kind = {ColumnKind.INTEGER: "integer", ColumnKind.NUMBER: "number"}.get(column.kind, "string")
+    return {"type": kind, "nullable": True, "description": column.help}
+
+
 def _field_schema(spec: FieldSpec) -> dict[str, Any]:
     if spec.kind is Kind.LABELS:
         return {"type": "array", "items": {"type": "string"}, "nullable": True}
+    if spec.kind is Kind.TABLE:
+        key = spec.label or ""
+        row = {
+            "type": "object",
+            "required": [key, *spec.columns],
+            "properties": {
+                key: {"type": "string"},
+                **{name: _column_schema(column) for name, column in spec.columns.items()},
+            },
+            "additionalProperties": False,
+        }
+        return {"type": "array", "items": row, "nullable": True, "description": spec.help}
     kind = "integer" if spec.kind is Kind.INTEGER else "number"
     return {"type": kind, "nullable": True, "description": spec.help}
 
@@ -72,7 +89,7 @@ def _summary_schema(catalog: Catalog) -> dict[str, Any]:
         "type": "object",
         "required": [
             "timestamp", "window", "stale", "age_seconds", "source", "metrics", "nulls",
-            "bounds", "stale_fields", "warnings", "upstream", "liveness",
+            "bounds", "cuts", "stale_fields", "warnings", "upstream", "liveness",
         ],
         "properties": {
             "timestamp": {"type": "string", "format": "date-time"},
@@ -86,6 +103,19 @@ def _summary_schema(catalog: Catalog) -> dict[str, Any]:
                 "type": "object",
                 "description": "Fields whose value is only a lower bound of the true one.",
                 "additionalProperties": {"type": "string", "enum": ["at_least"]},
+            },
+            "cuts": {
+                "type": "object",
+                "description": "Tables that kept only their first rows, and how many they had.",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["rows", "of", "limit"],
+                    "properties": {
+                        "rows": {"type": "integer"},
+                        "of": {"type": "integer"},
+                        "limit": {"type": "string"},
+                    },
+                },
             },
             "liveness": _LIVENESS,
             "stale_fields": {"type": "object", "additionalProperties": stale_field},
@@ -282,6 +312,8 @@ _CHECK = {
         "limits": {"type": "object"},
         "promql": {"type": "array", "items": {"type": "string"}},
         "reason": {"type": "string", "nullable": True},
+        "names": {"type": "array", "items": {"type": "string"}},
+        "detail": {"type": "string", "nullable": True},
         "help": {"type": "string"},
     },
 }

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from exporter import __version__
-from exporter.catalog import Catalog
+from exporter.catalog import Catalog, Kind
 from exporter.environment import Environment
 from exporter.health import CheckResult, Health, Status, format_age, format_value
 from exporter.snapshot import Snapshot, format_instant
@@ -52,6 +52,7 @@ th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-top: 1p
 thead th { border-top: none; color: #59636e; font-weight: 600; }
 td.value { font-variant-numeric: tabular-nums; font-weight: 600; white-space: nowrap; }
 .reason { color: #59636e; font-weight: normal; }
+.rows { white-space: normal; }
 code { font: 0.85rem/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap;
   word-break: break-word; }
 details summary { cursor: pointer; color: #0969da; white-space: nowrap; }
@@ -195,7 +196,8 @@ def _checks(page: Page) -> str:
 
 
 def _check_row(check: CheckResult) -> str:
-    reason = f'<br><span class="reason">{_e(check.reason)}</span>' if check.reason else ""
+    notes = [note for note in (check.reason, check.detail) if note]
+    reason = "".join(f'<br><span class="reason">{_e(note)}</span>' for note in notes)
     details = f"{_e(check.help)}{_promql_details(check.promql)}"
     return (
         f'<tr><th scope="row">{_e(check.name)}</th><td>{_badge(check.status)}</td>'
@@ -295,6 +297,11 @@ def _domains(page: Page) -> str:
             if field is None:
                 continue
             value = _e(format_value(field.value, spec.unit, field.bound))
+            if spec.kind is Kind.TABLE and isinstance(field.value, list) and field.value:
+                # The rows' entities in their order; their columns are in /summary.
+                key = spec.label or ""
+                entities = [str(row.get(key)) for row in field.value if isinstance(row, dict)]
+                value = f'<span class="rows">{_e(", ".join(entities))}</span>'
             if field.value is None and field.reason:
                 value += f'<br><span class="reason">null: {_e(field.reason)}</span>'
             if field.value is not None and field.bound and spec.lower_bound is not None:

@@ -17,6 +17,7 @@ from exporter.catalog import Catalog
 from exporter.durations import parse_duration
 from exporter.errors import Busy, UpstreamTimeout
 from exporter.prometheus import Upstream
+from exporter.settings import TableLimits
 from exporter.singleflight import SingleFlightCache
 from exporter.snapshot import FieldKey, FieldValue, Snapshot, Source, carry_over, evaluate
 
@@ -34,10 +35,13 @@ class RefreshOutcome:
 class Evaluator:
     """Evaluates the whole catalog at one instant, within a deadline."""
 
-    def __init__(self, catalog: Catalog, client: Upstream, *, max_concurrency: int) -> None:
+    def __init__(
+        self, catalog: Catalog, client: Upstream, *, max_concurrency: int, limits: TableLimits
+    ) -> None:
         self.catalog = catalog
         self.client = client
         self._max_concurrency = max_concurrency
+        self._limits = limits
 
     async def __call__(self, at: float, window: str, source: Source) -> Snapshot:
         return await evaluate(
@@ -46,6 +50,7 @@ class Evaluator:
             at=at,
             window=window,
             max_concurrency=self._max_concurrency,
+            limits=self._limits,
             source=source,
         )
 

@@ -10,7 +10,8 @@ Values are in the gauges' base units (`*_ms` fields as `*_seconds`, percentages 
 and every series carries a `window` label. A recorded series is absent exactly where the JSON
 field is `null` from an empty or non-finite answer: NaN and ±Inf are filtered out, and a count
 whose empty answer means 0 (`no_series_means_zero`) records 0 as long as one of the metrics it
-reads has series within the catalog's lookback, as the JSON does.
+reads has series within the catalog's lookback, as the JSON does. Tables (kind table) have no
+rules: their order and cut are the exporter's.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def recording_rules(catalog: Catalog, window: str) -> dict[str, Any]:
             "labels": {WINDOW_LABEL: canonical},
         }
         for domain, field, spec in catalog.fields()
+        if spec.kind is not Kind.TABLE
     ]
     return {"groups": [{"name": f"summary-exporter-{canonical}", "rules": rules}]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,8 @@ from exporter.errors import SettingsError
 from exporter.matchers import canonical_selector
 
 ENV_PREFIX = "EXPORTER_"
+# A catalog table's `limit` that means EXPORTER_TOP_MODELS rather than a number of rows.
+TOP_MODELS = "top_models"
 _FILES = ("catalog", "bearer_token_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
 
 
@@ -54,6 +57,10 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     on_demand_per_minute: int = Field(default=60, ge=1, le=100_000)
     shutdown_grace: float = Field(default=10.0, ge=0, le=300)
+    # Rows of the per-model table, and of any table at most: they are also label values of
+    # gauges, so they stay bounded.
+    top_models: int = Field(default=10, ge=1, le=1000)
+    max_entities: int = Field(default=50, ge=1, le=1000)
 
     # How to reach the upstream(s).
     bearer_token: SecretStr | None = None
@@ -195,9 +202,30 @@ class Settings(BaseSettings):
         return self.max_staleness if self.max_staleness is not None else 10 * self.refresh_interval
 
     @property
+    def table_limits(self) -> TableLimits:
+        return TableLimits(max_entities=self.max_entities, top_models=self.top_models)
+
+    @property
     def upstream_display(self) -> str:
         """The upstream URLs without any user:password part, safe for logs and documents."""
         return ", ".join(redact_url(url) for url in self.prometheus_urls)
+
+
+@dataclass(frozen=True)
+class TableLimits:
+    """How many rows a table of the catalog keeps: at most `max_entities`, and `top_models`
+    where its `limit` names it."""
+
+    max_entities: int
+    top_models: int
+
+    def rows(self, limit: int | str | None) -> tuple[int, str]:
+        """The rows a table with catalog `limit` keeps, and what says so."""
+        if limit == TOP_MODELS and self.top_models < self.max_entities:
+            return self.top_models, f"{ENV_PREFIX}TOP_MODELS"
+        if isinstance(limit, int) and limit < self.max_entities:
+            return limit, "the catalog's limit"
+        return self.max_entities, f"{ENV_PREFIX}MAX_ENTITIES"
 
 
 def _url_problem(url: str) -> str | None:

@@ -15,12 +15,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from exporter.catalog import Catalog, FieldSpec, Kind
+from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldSpec, Kind
 from exporter.errors import UpstreamError
-from exporter.prometheus import QueryResult, Upstream
+from exporter.prometheus import QueryResult, Sample, Upstream
+from exporter.settings import TableLimits
 from exporter.strict_json import encode
 
-Value = int | float | list[str] | None
+# A table's cell: a number, a label's value, or null.
+Cell = int | float | str | None
+Row = dict[str, Cell]
+Value = int | float | list[str] | list[Row] | None
 FieldKey = tuple[str, str]
 Source = Literal["background", "on_demand"]
 # How a value relates to the true one when it is not exact: only a lower bound of it.
@@ -44,10 +48,26 @@ class FieldValue:
     # The metrics the query reads, when none of them has series within the lookback: the
     # field is null because the gateway does not write them, not because nothing happened.
     missing: tuple[str, ...] = ()
+    # For kind table: why each null cell is null, as (row's entity, column, reason).
+    cells: tuple[tuple[str, str, str], ...] = ()
+    # For kind table: how it was cut, when it had more rows than it may keep.
+    cut: Cut | None = None
 
     @property
     def stale(self) -> bool:
         return self.error is not None and self.value is not None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A table kept `rows` of its `of` rows, the first in its order, as `limit` says."""
+
+    rows: int
+    of: int
+    limit: str
+
+    def document(self) -> dict[str, Any]:
+        return {"rows": self.rows, "of": self.of, "limit": self.limit}
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,9 @@ class Snapshot:
     answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # Answers of the catalog's query checks, by check name; never fields, never gauges.
     checks: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
+    # What each check's detail names (its `names` query), by check name: `series` holds
+    # (name, value) pairs, highest value first.
+    names: Mapping[str, FieldValue] = dataclasses.field(default_factory=dict)
     # Series (under the selector) with a sample within the lookback, per metric the catalog
     # reads; empty when that question failed.
     sources: Mapping[str, int] = dataclasses.field(default_factory=dict)
@@ -104,6 +127,7 @@ class Snapshot:
         metrics: dict[str, dict[str, Value]] = {}
         nulls: dict[str, str] = {}
         bounds: dict[str, str] = {}
+        cuts: dict[str, dict[str, Any]] = {}
         stale_fields: dict[str, dict[str, Any]] = {}
         warnings: dict[str, list[str]] = {}
         for (domain, name), field in self.fields.items():
@@ -115,6 +139,10 @@ class Snapshot:
                 nulls[key] = field.reason
             if field.value is not None and field.bound is not None:
                 bounds[key] = field.bound
+            for entity, column, reason in field.cells:
+                nulls[f"{key}[{entity}].{column}"] = reason
+            if field.cut is not None:
+                cuts[key] = field.cut.document()
             if field.stale and field.error is not None:
                 stale_fields[key] = {
                     "timestamp": format_instant(field.evaluated_at),
@@ -133,6 +161,7 @@ class Snapshot:
             "metrics": metrics,
             "nulls": nulls,
             "bounds": bounds,
+            "cuts": cuts,
             "stale_fields": stale_fields,
             "warnings": warnings,
             "upstream": {
@@ -240,8 +269,23 @@ def explain(
                 "applies": field.bound == AT_LEAST,
                 "reason": spec.lower_bound.reason,
             }
+        if spec.kind is Kind.TABLE:
+            entry |= {"key": spec.label, "order": spec.order}
+            entry["columns"] = {
+                column: _explain_column(column_spec, snapshot.window)
+                for column, column_spec in spec.columns.items()
+            }
         explained[f"{domain}.{name}"] = entry
     return explained
+
+
+def _explain_column(column: ColumnSpec, window: str) -> dict[str, Any]:
+    return {
+        "promql": column.render(window),
+        "kind": column.kind.value,
+        "unit": None if column.unit is None else column.unit.value,
+        "help": column.help,
+    }
 
 
 @dataclass(frozen=True)
@@ -305,10 +349,7 @@ def shape(
     ranked: list[tuple[str, float]] = []
     if spec.kind is Kind.LABELS:
         assert spec.label is not None  # the catalog guarantees a label for kind labels
-        ranked = sorted(
-            ((s.labels.get(spec.label, ""), s.value) for s in samples if math.isfinite(s.value)),
-            key=lambda pair: (-pair[1], pair[0]),
-        )
+        ranked = rank(samples, spec.label)
         if ranked:
             return FieldValue(
                 [name for name, _ in ranked], at, series=tuple(ranked), warnings=warnings
@@ -333,6 +374,108 @@ def shape(
     return FieldValue(value, at, warnings=warnings, bound=bound)
 
 
+def rank(samples: Iterable[Sample], label: str, descending: bool = True) -> list[tuple[str, float]]:
+    """(value of `label`, value) of the finite samples, in the order of their values (highest
+    first unless not `descending`), ties by name: the only place ties are broken."""
+    finite = [(s.labels.get(label, ""), s.value) for s in samples if math.isfinite(s.value)]
+    return sorted(finite, key=lambda pair: (-pair[1] if descending else pair[1], pair[0]))
+
+
+def shape_table(
+    spec: FieldSpec,
+    rows: QueryResult | UpstreamError,
+    columns: Mapping[str, QueryResult | UpstreamError],
+    at: float,
+    *,
+    existence: Existence,
+    limits: TableLimits,
+) -> FieldValue:
+    """A table's rows, in its order and cut to its limit, each with one cell per column.
+
+    The rows are the series of the field's own query, ordered by their values (ties by the
+    entity's name); a cell is its column's series for the row's entity. A failed query fails
+    the whole table, so that a stale one is kept whole.
+    """
+    for outcome in (rows, *columns.values()):
+        if isinstance(outcome, UpstreamError):
+            return FieldValue(None, at, reason=f"query failed: {outcome}", error=outcome)
+    assert isinstance(rows, QueryResult)  # every failure returned above
+    answers = {name: answer for name, answer in columns.items() if isinstance(answer, QueryResult)}
+    warnings = tuple(
+        dict.fromkeys(w for answer in (rows, *answers.values()) for w in answer.warnings)
+    )
+    assert spec.label is not None  # the catalog guarantees the entity label of a table
+    key = spec.label
+    entities = list(
+        dict.fromkeys(name for name, _ in rank(rows.samples, key, spec.order != "ascending"))
+    )
+    if not entities:
+        return _empty(spec, at, existence, warnings)
+    limit, said_by = limits.rows(spec.limit)
+    cut = Cut(limit, len(entities), said_by) if len(entities) > limit else None
+    by_entity = {name: _by_entity(answer.samples, key) for name, answer in answers.items()}
+    table: list[Row] = []
+    reasons: list[tuple[str, str, str]] = []
+    for entity in entities[:limit]:
+        row: Row = {key: entity}
+        for name, column in spec.columns.items():
+            found = by_entity[name].get(entity, [])
+            missing = existence.missing(spec.column_sources(column)) if not found else ()
+            row[name], reason = _cell(column, found, existence, missing)
+            if reason is not None:
+                reasons.append((entity, name, reason))
+        table.append(row)
+    return FieldValue(table, at, warnings=warnings, cells=tuple(reasons), cut=cut)
+
+
+def _by_entity(samples: Iterable[Sample], key: str) -> dict[str, list[Sample]]:
+    grouped: dict[str, list[Sample]] = {}
+    for sample in samples:
+        grouped.setdefault(sample.labels.get(key, ""), []).append(sample)
+    return grouped
+
+
+def _cell(
+    column: ColumnSpec, found: list[Sample], existence: Existence, missing: tuple[str, ...]
+) -> tuple[Cell, str | None]:
+    """A cell's value, or None and why; never a number Prometheus did not give."""
+    if not found:
+        if missing:
+            return None, existence.reason(missing)
+        if column.no_series_means_zero:
+            if existence.error is not None:
+                return None, f"query failed: {existence.error}"
+            return 0, None
+        return None, column.when_empty
+    if len(found) > 1:
+        return None, f"{len(found)} series for this row where one was expected (aggregate it)"
+    sample = found[0]
+    if column.kind is ColumnKind.LABEL:
+        assert column.label is not None  # the catalog guarantees it for label columns
+        text = sample.labels.get(column.label)
+        return (text, None) if text else (None, f"the answer has no {column.label} label")
+    value = sample.value
+    if math.isnan(value):
+        return None, "Prometheus returned NaN"
+    if math.isinf(value):
+        return None, f"Prometheus returned {'+' if value > 0 else '-'}Inf"
+    if column.kind is ColumnKind.INTEGER:
+        if not value.is_integer():
+            return None, f"Prometheus returned {value!r} for a count (wrap the query in round())"
+        return int(value), None
+    return value, None
+
+
+def shape_names(
+    names: CheckNames, outcome: QueryResult | UpstreamError, at: float, max_entities: int
+) -> FieldValue:
+    """What a check's detail names, highest value first, at most `max_entities` of them."""
+    if isinstance(outcome, UpstreamError):
+        return FieldValue(None, at, reason=f"query failed: {outcome}", error=outcome)
+    ranked = rank(outcome.samples, names.label)[:max_entities]
+    return FieldValue([name for name, _ in ranked], at, series=tuple(ranked))
+
+
 def _empty(
     spec: FieldSpec, at: float, existence: Existence | None, warnings: tuple[str, ...]
 ) -> FieldValue:
@@ -345,7 +488,8 @@ def _empty(
         reason = existence.reason(missing)
         return FieldValue(None, at, reason=reason, warnings=warnings, missing=missing)
     if spec.no_series_means_zero:
-        return FieldValue([] if spec.kind is Kind.LABELS else 0, at, warnings=warnings)
+        empty_list = spec.kind in (Kind.LABELS, Kind.TABLE)
+        return FieldValue([] if empty_list else 0, at, warnings=warnings)
     return FieldValue(None, at, reason=spec.when_empty, warnings=warnings)
 
 
@@ -376,22 +520,12 @@ async def evaluate(
     at: float,
     window: str,
     max_concurrency: int,
+    limits: TableLimits,
     source: Source = "background",
 ) -> Snapshot:
-    """Ask every catalog query at the one instant `at`, each PromQL once: the fields, their
-    lower-bound queries, the query checks, and which of the metrics they read exist."""
-    rendered = {(domain, name): spec.render(window) for domain, name, spec in catalog.fields()}
-    bounds = {
-        (domain, name): promql
-        for domain, name, spec in catalog.fields()
-        if (promql := spec.render_lower_bound(window)) is not None
-    }
-    check_specs = {
-        name: check.answer_spec() for name, check in catalog.checks.items() if check.query
-    }
-    check_queries = {name: spec.render(window) for name, spec in check_specs.items()}
-    names = catalog.sources()
-    existence_query = catalog.existence_query(names) if names else None
+    """Ask every catalog query at the one instant `at`, each PromQL once: the fields (a
+    table's rows and columns), their lower-bound queries, the query checks and what their
+    details name, and which of the metrics they read exist."""
     gate = asyncio.Semaphore(max_concurrency)
 
     async def ask(promql: str) -> QueryResult | UpstreamError:
@@ -401,33 +535,35 @@ async def evaluate(
             except UpstreamError as error:
                 return error
 
-    distinct = list(
-        dict.fromkeys(
-            [
-                *rendered.values(),
-                *bounds.values(),
-                *check_queries.values(),
-                *([existence_query] if existence_query else []),
-            ]
-        )
-    )
+    distinct = catalog.queries(window)
     answers = dict(zip(distinct, await asyncio.gather(*(ask(q) for q in distinct)), strict=True))
+    names = catalog.sources()
     existence = Existence.from_answer(
-        answers.get(existence_query) if existence_query else None,
+        answers.get(catalog.existence_query(names)) if names else None,
         catalog.lookback_canonical,
         catalog.selector,
     )
-    fields = {
-        key: shape(
+
+    def field(spec: FieldSpec) -> FieldValue:
+        if spec.kind is Kind.TABLE:
+            columns = {name: answers[c.render(window)] for name, c in spec.columns.items()}
+            return shape_table(
+                spec, answers[spec.render(window)], columns, at, existence=existence, limits=limits
+            )
+        bound = spec.render_lower_bound(window)
+        return shape(
             spec,
-            answers[rendered[key]],
+            answers[spec.render(window)],
             at,
             existence=existence,
-            lower_bound=answers[bounds[key]] if key in bounds else None,
+            lower_bound=None if bound is None else answers[bound],
         )
-        for key, spec in (((d, n), spec) for d, n, spec in catalog.fields())
-    }
+
+    fields = {(domain, name): field(spec) for domain, name, spec in catalog.fields()}
     answered_by = Counter(a.upstream for a in answers.values() if isinstance(a, QueryResult))
+    check_specs = {
+        name: check.answer_spec() for name, check in catalog.checks.items() if check.query
+    }
     return Snapshot(
         instant=at,
         window=window,
@@ -436,8 +572,15 @@ async def evaluate(
         source=source,
         answered_by=dict(answered_by),
         checks={
-            name: shape(spec, answers[check_queries[name]], at, existence=existence)
+            name: shape(spec, answers[spec.render(window)], at, existence=existence)
             for name, spec in check_specs.items()
+        },
+        names={
+            name: shape_names(
+                check.names, answers[check.names.render(window)], at, limits.max_entities
+            )
+            for name, check in catalog.checks.items()
+            if check.names is not None
         },
         sources=existence.counts,
     )

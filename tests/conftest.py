@@ -35,6 +35,10 @@ def make_settings(prometheus_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+# The shipped limits on table rows (EXPORTER_MAX_ENTITIES, EXPORTER_TOP_MODELS).
+LIMITS = make_settings("http://127.0.0.1:9090").table_limits
+
+
 @pytest.fixture
 async def start_exporter(
     catalog: Catalog,

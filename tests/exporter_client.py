@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from exporter.app import SERVICES
-from exporter.catalog import Catalog
+from exporter.catalog import Catalog, Kind
 from tests.fake_prometheus import FakePrometheus, scalar_vector
 
 
@@ -33,9 +33,18 @@ async def body(response: Any) -> Any:
 
 
 def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2") -> None:
+    """Every field `value`; a table one row, entity "e", whose numeric cells are `value` and
+    whose label cells are "v"."""
     answer_sources(fake, catalog)
     for _, _, spec in catalog.fields():
-        fake.answers[spec.render("5m")] = scalar_vector(value)
+        if spec.kind is not Kind.TABLE:
+            fake.answers[spec.render("5m")] = scalar_vector(value)
+            continue
+        row = {spec.label or "": "e"}
+        fake.answers[spec.render("5m")] = scalar_vector(value, row)
+        for column in spec.columns.values():
+            labels = row | ({column.label: "v"} if column.label else {})
+            fake.answers[column.render("5m")] = scalar_vector(value, labels)
 
 
 def answer_sources(
@@ -89,12 +98,18 @@ def answer_degraded(fake: FakePrometheus, catalog: Catalog) -> None:
 
 
 def distinct_queries(catalog: Catalog, window: str) -> set[str]:
-    """The PromQL one evaluation asks: every field's and its lower-bound query, every query
-    check's, and which of the metrics they read exist."""
+    """The PromQL one evaluation asks: every field's, its lower-bound query and a table's
+    columns, every query check's and what each check's detail names, and which of the metrics
+    they read exist."""
     fields = {spec.render(window) for _, _, spec in catalog.fields()}
     bounds = {spec.render_lower_bound(window) for _, _, spec in catalog.fields()} - {None}
+    columns = {
+        column.render(window) for _, _, spec in catalog.fields() for column in spec.columns.values()
+    }
     checks = {c.answer_spec().render(window) for c in catalog.checks.values() if c.query}
-    return fields | {q for q in bounds if q} | checks | {catalog.existence_query(catalog.sources())}
+    names = {c.names.render(window) for c in catalog.checks.values() if c.names}
+    existence = {catalog.existence_query(catalog.sources())}
+    return fields | {q for q in bounds if q} | columns | checks | names | existence
 
 
 def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,12 +8,17 @@ beside its HTTP metrics, and circuit breaker gauges set on the replica that saw 
 
 Two variants:
 - PRODUCTION: what production code writes. The older provider gauges, the generic cache
-  counters and the business gauges are absent (the gateway defines them and never writes
-  them), and requests to /api/metrics/test are scanners' 404s.
+  counters, the business gauges, the connection-pool metrics and the slow-call counter are
+  absent (the gateway defines them and never writes them), and requests to /api/metrics/test
+  are scanners' 404s.
 - LEGACY: a gateway that writes the older provider gauges (provider_availability,
-  provider_error_rate, provider_response_time_seconds), the generic cache counters and the
-  business gauges as well, and still runs the self-test generator (provider="test",
-  model="test-model", POST /api/metrics/test answered 200), with faster HTTP requests.
+  provider_error_rate, provider_response_time_seconds), the generic cache counters, the
+  business gauges, the pools and the slow calls as well, and still runs the self-test
+  generator (provider="test", model="test-model", POST /api/metrics/test answered 200), with
+  faster HTTP requests, slower first chunks, an unreachable Redis and a lagging event loop.
+
+Counters the gateway creates with their first event (labelled children) are "born" inside
+the busy window here and there (`Counter.born`): their first sample already holds that event.
 
 Timeline (seconds after `start`, one sample every 15 s):
 - 0 .. 1800 (BUSY_AT): busy; every counter grows by a fixed step per sample, so
@@ -67,16 +72,20 @@ HTTP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 INFERENCE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 25, 60)
 PROVIDER_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 90, 120)
 OLD_PROVIDER_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10)
+CHUNK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0)
 
 
 @dataclass(frozen=True)
 class Counter:
-    """A counter on one replica, growing by `step` per sample while busy."""
+    """A counter on one replica, growing by `step` per sample while busy. A counter `born`
+    (seconds before BUSY_AT) appears then, already at `first`; others at 1000 from `start`."""
 
     name: str  # without _total
     replica: str
     labels: Labels
     step: float
+    born: int | None = None
+    first: float = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,11 @@ def _provider_calls(
     return Histogram(
         "provider_response_duration_seconds", replica, labels, observations, PROVIDER_BUCKETS
     )
+
+
+def _first_chunks(replica: str, provider: str, model: str, *observations: float) -> Histogram:
+    labels = {"provider": provider, "model": model}
+    return Histogram("time_to_first_chunk_seconds", replica, labels, observations, CHUNK_BUCKETS)
 
 
 def _both(name: str, labels: Labels, value: float) -> list[Series]:
@@ -237,6 +251,57 @@ _PROVIDERS: list[Series] = [
     *_breaker("gw-2", "fireworks", "closed", "open", "half_open"),
     *_breaker("gw-1", "together", "half_open", "open", "closed"),
     Counter("circuit_breaker_rejected_requests", "gw-1", {"provider": "groq"}, 2),
+    # together's breaker refused one call before it went half-open, a minute before BUSY_AT.
+    Counter("circuit_breaker_rejected_requests", "gw-1", {"provider": "together"}, 0, 60, 1),
+]
+
+# Streaming: 5 first chunks per sample (p95 2.75 s: rank 4.75 of 5 between le=2 (4) and le=3
+# (5)); chunks dropped: 1 per sample on openrouter, and 2 on openai in one go 90 s before
+# BUSY_AT, when that series was born.
+_CHAT_LABELS = {"provider": "openai", "model": "gpt-4o"}
+_ROUTER_LABELS = {"provider": "openrouter", "model": "mistral-large"}
+_STREAMING: list[Series] = [
+    _first_chunks("gw-1", "openai", "gpt-4o", 0.3, 0.6, 0.9),
+    _first_chunks("gw-2", "openrouter", "mistral-large", 1.2, 2.5),
+    Counter("stream_chunks_dropped", "gw-2", _ROUTER_LABELS, 1),
+    Counter("stream_chunks_dropped", "gw-1", _CHAT_LABELS, 0, 90, 2),
+]
+# The legacy gateway's first chunks: one of 5 past the last bucket (15 s), so p95 is ≥ 15 s.
+_LEGACY_STREAMING: list[Series] = [
+    _first_chunks("gw-1", "openai", "gpt-4o", 0.3, 0.6, 0.9),
+    _first_chunks("gw-2", "openrouter", "mistral-large", 1.2, 20),
+    *(series for series in _STREAMING if isinstance(series, Counter)),
+]
+
+# Billing, per sample while busy: 0.75 USD deducted (first attempts that succeeded); retried
+# and failed deductions beside them; 2.5 USD served but not billed in the window, all of it on
+# a series born 120 s before BUSY_AT (0.5 USD, then 0.25 per sample); one payment under its
+# plan's price (born 60 s before BUSY_AT), beside matched and within-tolerance ones; one
+# request priced at the default price. No refund: its code is practically never reached.
+_DEDUCTED = "gatewayz_credit_deduction_amount_usd"
+_MISSED = "gatewayz_missed_credit_deductions_usd"
+_PAYMENTS = "gatewayz_payment_amount_mismatch"
+_CHAT_ENDPOINT = {"endpoint": "/v1/chat/completions"}
+
+
+def _deductions(replica: str, status: str, streamed: str, step: float) -> Counter:
+    labels = {"status": status, **_CHAT_ENDPOINT, "is_streaming": streamed}
+    return Counter("gatewayz_credit_deduction", replica, labels, step)
+
+
+_BILLING: list[Series] = [
+    _deductions("gw-1", "success", "false", 8),
+    _deductions("gw-2", "success", "true", 2),
+    Counter(_DEDUCTED, "gw-1", {"status": "success", **_CHAT_ENDPOINT}, 0.5),
+    Counter(_DEDUCTED, "gw-2", {"status": "success", **_CHAT_ENDPOINT}, 0.25),
+    Counter(_DEDUCTED, "gw-2", {"status": "retried", **_CHAT_ENDPOINT}, 0.125),
+    Counter(_DEDUCTED, "gw-2", {"status": "failed", **_CHAT_ENDPOINT}, 0.25, 120, 0.5),
+    Counter(_MISSED, "gw-2", {"reason": "background_task_failure"}, 0),
+    Counter(_MISSED, "gw-2", {"reason": "retry_exhausted"}, 0.25, 120, 0.5),
+    Counter(_PAYMENTS, "gw-1", {"severity": "matched"}, 2),
+    Counter(_PAYMENTS, "gw-1", {"severity": "within_tolerance"}, 1),
+    Counter(_PAYMENTS, "gw-1", {"severity": "under"}, 0, 60, 1),
+    Counter("gatewayz_default_pricing_usage", "gw-1", {"model": "hermes-3-llama-3.1-405b"}, 1),
 ]
 
 # Database: 6 queries per sample, 0.125 s in all; caches: 24 hits and 6 misses per sample.
@@ -258,16 +323,28 @@ _DATABASE: list[Series] = [
     Counter("gatewayz_pricing_cache_misses", "gw-2", {"cache_name": "model_pricing"}, 1),
 ]
 
-# Written by production and read by no field: there to be told apart, and found by doctor.
-_OTHERS: list[Series] = [
+# Redis, the event loop and rate limits: one request a sample refused by the IP tier, and 3
+# in one go by the velocity mode 120 s before BUSY_AT, when that series was born.
+_RUNTIME: list[Series] = [
     *_both("redis_up", {}, 1),
-    *_both("gatewayz_event_loop_lag_seconds", {}, 0.002),
-    *_both("connection_pool_utilization_ratio", {"pool_name": "supabase"}, 0.4),
+    Gauge("gatewayz_event_loop_lag_seconds", "gw-1", {}, 0.001953125),
+    Gauge("gatewayz_event_loop_lag_seconds", "gw-2", {}, 0.00390625),
+    Counter("rate_limited_requests", "gw-2", {"limit_type": "security_ip_tier"}, 1),
+    Counter("rate_limited_requests", "gw-1", {"limit_type": "velocity_mode_activated"}, 0, 120, 3),
+    # Written by production and read by no field: found by doctor.
     Counter("api_key_lookup_attempts", "gw-1", {"status": "success"}, 8),
-    Counter("rate_limited_requests", "gw-2", {"limit_type": "api_key"}, 1),
+]
+# The legacy gateway's: gw-2 cannot reach Redis and its event loop lags 1.5 s.
+_LEGACY_RUNTIME: list[Series] = [
+    Gauge("redis_up", "gw-1", {}, 1),
+    Gauge("redis_up", "gw-2", {}, 0),
+    Gauge("gatewayz_event_loop_lag_seconds", "gw-1", {}, 0.001953125),
+    Gauge("gatewayz_event_loop_lag_seconds", "gw-2", {}, 1.5),
+    *(series for series in _RUNTIME if isinstance(series, Counter)),
 ]
 
 # The older gauges, generic cache counters and business gauges of the legacy variant.
+_GROQ = {"provider": "groq", "model": "llama-3-70b"}
 _OLD_TIME = "provider_response_time_seconds"
 _OLDER: list[Series] = [
     *_both("provider_availability", {"provider": "openai"}, 1),
@@ -293,6 +370,14 @@ _OLDER: list[Series] = [
     *_both("subscription_count", {"plan_type": "team", "billing_cycle": "monthly"}, 3),
     *_both("trial_active", {"status": "active"}, 6),
     *_both("trial_active", {"status": "expired"}, 9),
+    # Defined by the gateway and written by this one: pools, slow calls, refunds.
+    *_both("connection_pool_utilization_ratio", {"pool_name": "supabase"}, 0.4),
+    *_both("connection_pool_utilization_ratio", {"pool_name": "read_replica"}, 0.9375),
+    Counter(
+        "connection_pool_errors", "gw-1", {"pool_name": "supabase", "error_type": "timeout"}, 1
+    ),
+    Counter("provider_slow_requests", "gw-1", {**_GROQ, "severity": "slow"}, 1),
+    Counter("gatewayz_credit_refunds_amount_usd", "gw-1", {"reason": "provider_error"}, 0.125),
 ]
 
 # What the self-test generator wrote, on the replica it was called on.
@@ -303,9 +388,13 @@ _SELF_TEST_SERIES: list[Series] = [
 ]
 
 VARIANTS: dict[str, list[Series]] = {
-    PRODUCTION: [*_PRODUCTION_HTTP, *_INFERENCE, *_PROVIDERS, *_DATABASE, *_OTHERS],
+    PRODUCTION: [
+        *_PRODUCTION_HTTP, *_INFERENCE, *_PROVIDERS, *_STREAMING, *_DATABASE, *_BILLING,
+        *_RUNTIME,
+    ],
     LEGACY: [
-        *_LEGACY_HTTP, *_INFERENCE, *_PROVIDERS, *_DATABASE, *_OTHERS, *_OLDER, *_SELF_TEST_SERIES,
+        *_LEGACY_HTTP, *_INFERENCE, *_PROVIDERS, *_LEGACY_STREAMING, *_DATABASE, *_BILLING,
+        *_LEGACY_RUNTIME, *_OLDER, *_SELF_TEST_SERIES,
     ],
 }  # fmt: skip
 
@@ -339,17 +428,23 @@ def samples(
                 continue
             for one in series:
                 if one.replica == replica:
-                    yield from _points(one, target, t, steps, busy, scale)
+                    yield from _points(one, target, t, steps, busy, scale, busy_at)
 
 
 def _points(
-    one: Series, target: Labels, t: int, steps: int, busy: bool, scale: float
+    one: Series, target: Labels, t: int, steps: int, busy: bool, scale: float, busy_at: int
 ) -> Iterator[Sample]:
     labels = {**one.labels, **target}
     if isinstance(one, Gauge):
         value = one.busy if busy or one.quiet is None else one.quiet
         in_progress = one.name == "fastapi_requests_in_progress"
         yield Sample(one.name, labels, t, value * scale if in_progress else value)
+    elif isinstance(one, Counter) and one.born is not None:
+        born = busy_at - one.born
+        if t >= born:
+            grown = one.first + one.step * ((min(t, busy_at) - born) // STEP)
+            yield Sample(f"{one.name}_total", labels, t, grown * scale)
+            yield Sample(f"{one.name}_created", labels, t, born)
     elif isinstance(one, Counter):
         yield Sample(f"{one.name}_total", labels, t, 1000 + one.step * scale * steps)
         yield Sample(f"{one.name}_created", labels, t, _CREATED)

@@ -28,7 +28,7 @@ async def test_health_and_readiness_answer_while_the_upstream_is_unreachable(
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert (await body(ready))["catalog_fields"] == 31
+    assert (await body(ready))["catalog_fields"] == 49
 
 
 async def test_summary_serves_the_background_snapshot_without_querying_again(
@@ -267,7 +267,7 @@ async def test_failing_upstream_turns_up_to_0_and_counts_errors_by_domain_and_re
     client = await started(start_exporter, fake_prometheus.url)
     text = await (await client.get("/metrics")).text()
     assert "summary_exporter_up 0.0\n" in text
-    assert 'summary_exporter_query_errors_total{domain="http",reason="unavailable"} 6.0\n' in text
+    assert 'summary_exporter_query_errors_total{domain="http",reason="unavailable"} 7.0\n' in text
     document = await body(await client.get("/summary"))
     assert document["upstream"]["up"] is False
     assert document["nulls"]["http.total_requests"].startswith("query failed: ")
@@ -337,6 +337,7 @@ async def test_the_summary_and_the_gauges_say_whether_the_gateway_is_up(
             "gateway.targets_up": "0",
             "gateway.targets_total": "2",
             "gateway.newest_sample_age_ms": "90000",
+            "gateway.event_loop_lag_ms": "12.5",
         },
     )
     client = await started(start_exporter, fake_prometheus.url)
@@ -345,6 +346,7 @@ async def test_the_summary_and_the_gauges_say_whether_the_gateway_is_up(
         "targets_up": 0,
         "targets_total": 2,
         "newest_sample_age_ms": 90000.0,
+        "event_loop_lag_ms": 12.5,
     }
     assert document["liveness"] == {
         "status": "critical",

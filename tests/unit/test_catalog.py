@@ -119,7 +119,7 @@ def test_builtin_catalog_has_the_gateway_and_the_five_domains_in_order() -> None
 @pytest.mark.parametrize(
     ("domain", "fields"),
     [
-        ("gateway", ["targets_up", "targets_total", "newest_sample_age_ms"]),
+        ("gateway", ["targets_up", "targets_total", "newest_sample_age_ms", "event_loop_lag_ms"]),
         (
             "http",
             [
@@ -129,6 +129,7 @@ def test_builtin_catalog_has_the_gateway_and_the_five_domains_in_order() -> None
                 "avg_latency_ms",
                 "p95_latency_ms",
                 "in_progress",
+                "rate_limited_requests",
             ],
         ),
         (
@@ -141,6 +142,10 @@ def test_builtin_catalog_has_the_gateway_and_the_five_domains_in_order() -> None
                 "tokens_used_total",
                 "credits_used_total",
                 "avg_inference_latency_ms",
+                "inference_error_rate",
+                "ttfc_p95_ms",
+                "stream_chunks_dropped",
+                "by_model",
             ],
         ),
         (
@@ -153,9 +158,23 @@ def test_builtin_catalog_has_the_gateway_and_the_five_domains_in_order() -> None
                 "avg_health_score",
                 "avg_error_rate",
                 "avg_response_time_ms",
+                "open_circuit_breakers",
+                "rejected_requests",
+                "slow_requests",
+                "by_provider",
             ],
         ),
-        ("database", ["total_queries", "avg_query_latency_ms", "cache_hit_rate"]),
+        (
+            "database",
+            [
+                "total_queries",
+                "avg_query_latency_ms",
+                "cache_hit_rate",
+                "pool_utilization",
+                "pool_errors",
+                "redis_up",
+            ],
+        ),
         (
             "business",
             [
@@ -164,6 +183,11 @@ def test_builtin_catalog_has_the_gateway_and_the_five_domains_in_order() -> None
                 "active_trials",
                 "total_tokens_used",
                 "total_credits_used",
+                "credits_deducted_usd",
+                "missed_deductions_usd",
+                "refunds_usd",
+                "payment_mismatches",
+                "default_priced_requests",
             ],
         ),
     ],
@@ -420,7 +444,7 @@ def test_user_catalog_file_loads(tmp_path: Path) -> None:
         pytest.param(
             {"kind": "float"},
             "domains.web.fields.hits.kind",
-            "Input should be 'integer', 'number' or 'labels'",
+            "Input should be 'integer', 'number', 'labels' or 'table'",
             id="bad-kind",
         ),
         pytest.param(
@@ -456,7 +480,7 @@ def test_user_catalog_file_loads(tmp_path: Path) -> None:
         pytest.param(
             {"label": "model"},
             "domains.web.fields.hits",
-            "`label` applies to kind labels only",
+            "`label` applies to kind labels and table only",
             id="label-on-integer",
         ),
         pytest.param(

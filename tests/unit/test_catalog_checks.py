@@ -70,6 +70,26 @@ def test_the_built_in_checks_carry_the_documented_limits(catalog: Catalog) -> No
             False,
             False,
         ),
+        "provider_breakers_open": (
+            "providers.open_circuit_breakers",
+            "providers.total_providers",
+            {"above": 0},
+            {"at_least": 50},
+            False,
+            False,
+        ),
+        "inference_error_rate": (
+            "models.inference_error_rate", None, {"above": 10}, {"above": 50}, False, False,
+        ),
+        "missed_credit_deductions": (
+            "business.missed_deductions_usd", None, {"above": 0}, None, False, False,
+        ),
+        "payment_mismatches": (
+            "business.payment_mismatches", None, {"above": 0}, None, False, False,
+        ),
+        "pool_utilization": ("database.pool_utilization", None, {"above": 90}, None, False, False),
+        "redis_down": ("database.redis_up", None, {"at_most": 0}, None, False, False),
+        "event_loop_lag": ("gateway.event_loop_lag_ms", None, {"above": 1000}, None, False, False),
         "http_p95_latency": ("http.p95_latency_ms", None, {"above": 2000}, None, False, False),
         "synthetic_series": ("query", None, None, {"above": 0}, True, False),
     }  # fmt: skip

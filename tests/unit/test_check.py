@@ -88,7 +88,7 @@ async def test_a_running_exporter_gives_its_summary_with_units_and_its_checks(
     assert result.summary["metrics"]["http"]["total_requests"] == 200
     text = render(result, colour=False)
     assert "  error_rate               10 %" in text
-    assert "  http_error_rate        degraded  10 %" in text
+    assert "  http_error_rate           degraded  10 %" in text
 
 
 async def test_check_exits_1_when_degraded_and_prints_a_plain_table_when_piped(

@@ -13,6 +13,7 @@ from exporter.errors import QueryRejected, UpstreamError, UpstreamTimeout
 from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator, Refresher, RefreshOutcome
 from exporter.snapshot import FieldValue, Snapshot
+from tests.conftest import LIMITS
 
 AT = 1_767_227_400.0
 # What Prometheus asks for when it scrapes: OpenMetrics, where `_created` series would show.
@@ -91,7 +92,7 @@ def test_help_says_over_the_window_only_for_fields_whose_query_uses_it(
     catalog: Catalog, prometheus_client: PrometheusClient
 ) -> None:
     refresher = Refresher(
-        Evaluator(catalog, prometheus_client, max_concurrency=1),
+        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS),
         window="1h",
         interval=15,
         max_staleness=150,
@@ -101,7 +102,8 @@ def test_help_says_over_the_window_only_for_fields_whose_query_uses_it(
     windowed = " Computed by PromQL over the last 1h, refreshed every 15s."
     instant = " Computed by PromQL, refreshed every 15s."
     for domain, name, spec in catalog.fields():
-        help_line = helps[spec.gauge_name(domain, name)]
-        assert help_line.endswith(windowed if spec.windowed else instant), help_line
+        for gauge in spec.gauge_names(domain, name):
+            help_line = helps[gauge]
+            assert help_line.endswith(windowed if spec.windowed else instant), help_line
     assert helps["summary_http_in_progress"].endswith(instant)
     assert helps["summary_http_total_requests"].endswith(windowed)

@@ -21,6 +21,9 @@ NEVER_WRITTEN = {
     "active_api_keys",
     "subscription_count",
     "trial_active",
+    "provider_slow_requests_total",
+    "connection_pool_utilization_ratio",
+    "connection_pool_errors_total",
 }
 SIMILAR = ["api_key_lookup_attempts_total", "catalog_cache_hits_total", "redis_up"]
 
@@ -56,7 +59,8 @@ async def test_fields_whose_metrics_do_not_exist_are_named_with_similar_ones_and
     cache = next(line for line in lines if line.split()[:1] == ["cache_hits_total"])
     assert cache.split()[1:] == ["none", "similar:", "catalog_cache_hits_total"]
     assert lines[-1] == (
-        "28 of 31 fields can have a value; 3 cannot: business.active_api_keys,"
+        "43 of 49 fields can have a value; 6 cannot: providers.slow_requests,"
+        " database.pool_utilization, database.pool_errors, business.active_api_keys,"
         " business.active_subscriptions, business.active_trials"
     )
     # Two bounded questions: the catalog's metrics, and names sharing a word with a missing one.
@@ -73,7 +77,7 @@ async def test_every_field_fillable_exits_0(
     answer_sources(fake_prometheus, catalog)
     status, stdout, _ = await doctor(PROMETHEUS_URL=fake_prometheus.url)
     assert status == 0
-    assert stdout.splitlines()[-1] == "All 31 fields can have a value."
+    assert stdout.splitlines()[-1] == "All 49 fields can have a value."
     assert len(fake_prometheus.queries()) == 1
 
 
@@ -94,6 +98,7 @@ async def test_json_gives_the_series_of_every_metric_per_field(
     assert document["fields"]["providers.avg_response_time_ms"]["can_have_value"] is True
     assert document["missing"]["cache_hits_total"] == ["catalog_cache_hits_total"]
     assert document["cannot_have_value"] == [
+        "providers.slow_requests", "database.pool_utilization", "database.pool_errors",
         "business.active_api_keys", "business.active_subscriptions", "business.active_trials",
     ]  # fmt: skip
     assert all('job="a"}[1h30m]' in query for query in fake_prometheus.queries())

@@ -112,7 +112,7 @@ async def test_each_failure_is_a_null_with_its_cause_a_counted_error_and_one_log
     assert document["upstream"]["up"] is False
     assert "summary_exporter_up 0.0\n" in metrics
     assert (
-        f'summary_exporter_query_errors_total{{domain="http",reason="{case.reason}"}} 6.0'
+        f'summary_exporter_query_errors_total{{domain="http",reason="{case.reason}"}} 7.0'
         in metrics
     )
     failures = [r.getMessage() for r in caplog.records if "event=query_failed" in r.getMessage()]
@@ -125,7 +125,9 @@ async def test_connection_refused_is_a_connection_error(start_exporter: Any) -> 
     document = await body(await client.get("/summary"))
     assert "cannot connect" in document["nulls"]["http.total_requests"]
     metrics = await (await client.get("/metrics")).text()
-    assert 'summary_exporter_query_errors_total{domain="models",reason="connection"} 7.0' in metrics
+    assert (
+        'summary_exporter_query_errors_total{domain="models",reason="connection"} 11.0' in metrics
+    )
 
 
 async def test_dns_failure_is_a_connection_error(start_exporter: Any) -> None:

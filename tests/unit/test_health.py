@@ -16,15 +16,20 @@ from exporter.snapshot import AT_LEAST, FieldValue, Snapshot, Value
 AT = 1_767_227_400.0
 TESTING = Environment("testing", "true")
 PRODUCTION = Environment("production", None)
-# A quiet, healthy gateway: every field 0 but four healthy providers and a fast p95.
+# A quiet, healthy gateway: every field 0 but four healthy providers, a fast p95, Redis up
+# and a little event-loop lag.
 HEALTHY: dict[str, Value] = {
     "gateway.targets_up": 2,
     "gateway.targets_total": 2,
     "gateway.newest_sample_age_ms": 1000.0,
+    "gateway.event_loop_lag_ms": 2.0,
     "providers.total_providers": 4,
     "providers.healthy_providers": 4,
     "http.error_rate": 0.5,
     "http.p95_latency_ms": 120.0,
+    "models.inference_error_rate": 1.5,
+    "database.pool_utilization": 40.0,
+    "database.redis_up": 1,
 }
 
 
@@ -69,6 +74,13 @@ def test_a_healthy_gateway_is_ok_with_every_check_listed(catalog: Catalog) -> No
         "gateway_samples",
         "http_error_rate",
         "providers_unavailable",
+        "provider_breakers_open",
+        "inference_error_rate",
+        "missed_credit_deductions",
+        "payment_mismatches",
+        "pool_utilization",
+        "redis_down",
+        "event_loop_lag",
         "http_p95_latency",
         "synthetic_series",
         "upstream",
@@ -205,13 +217,122 @@ def test_the_document_gives_value_limits_status_and_promql_per_check(catalog: Ca
         "limits": {"degraded": {"above": 5.0}, "critical": {"above": 20.0}},
         "promql": [catalog.domains["http"].fields["error_rate"].render("5m")],
         "reason": None,
+        "names": [],
+        "detail": None,
         "help": catalog.checks["http_error_rate"].help,
     }
     providers = document["checks"]["providers_unavailable"]["promql"]
+    names = catalog.checks["providers_unavailable"].names
+    assert names is not None
     assert providers == [
         catalog.domains["providers"].fields["unavailable_providers"].render("5m"),
         catalog.domains["providers"].fields["total_providers"].render("5m"),
+        names.render("5m"),
     ]
+
+
+# The checks of the gateway's production signals, at their limits.
+
+
+@pytest.mark.parametrize(
+    ("open_breakers", "status", "display"),
+    [
+        (0, Status.OK, "0 of 4 (0 %)"),
+        (1, Status.DEGRADED, "1 of 4 (25 %)"),
+        (2, Status.CRITICAL, "2 of 4 (50 %)"),
+    ],
+)
+def test_any_open_breaker_is_degraded_and_half_or_more_critical(
+    catalog: Catalog, open_breakers: int, status: Status, display: str
+) -> None:
+    snapshot = snapshot_of(catalog, providers__open_circuit_breakers=open_breakers)
+    check = check_named(judge(catalog, snapshot), "provider_breakers_open")
+    assert (check.status, check.display) == (status, display)
+
+
+@pytest.mark.parametrize(
+    ("check", "field", "value", "status", "display"),
+    [
+        ("inference_error_rate", "models__inference_error_rate", 10.0, Status.OK, "10 %"),
+        ("inference_error_rate", "models__inference_error_rate", 10.01, Status.DEGRADED, "10.01 %"),
+        ("inference_error_rate", "models__inference_error_rate", 50.0, Status.DEGRADED, "50 %"),
+        ("inference_error_rate", "models__inference_error_rate", 50.5, Status.CRITICAL, "50.5 %"),
+        ("missed_credit_deductions", "business__missed_deductions_usd", 0, Status.OK, "0 USD"),
+        (
+            "missed_credit_deductions",
+            "business__missed_deductions_usd",
+            0.0001,
+            Status.DEGRADED,
+            "0.0001 USD",
+        ),
+        ("payment_mismatches", "business__payment_mismatches", 0, Status.OK, "0"),
+        ("payment_mismatches", "business__payment_mismatches", 1, Status.DEGRADED, "1"),
+        ("pool_utilization", "database__pool_utilization", 90.0, Status.OK, "90 %"),
+        ("pool_utilization", "database__pool_utilization", 90.5, Status.DEGRADED, "90.5 %"),
+        ("redis_down", "database__redis_up", 1, Status.OK, "1"),
+        ("redis_down", "database__redis_up", 0, Status.DEGRADED, "0"),
+        ("event_loop_lag", "gateway__event_loop_lag_ms", 1000.0, Status.OK, "1000 ms"),
+        ("event_loop_lag", "gateway__event_loop_lag_ms", 1000.5, Status.DEGRADED, "1000 ms"),
+    ],
+)
+def test_the_production_signals_are_judged_at_their_limits(
+    catalog: Catalog, check: str, field: str, value: float, status: Status, display: str
+) -> None:
+    result = check_named(judge(catalog, snapshot_of(catalog, **{field: value})), check)
+    assert (result.status, result.display) == (status, display)
+
+
+def test_none_of_the_production_signals_is_ever_critical_but_the_breakers_and_errors(
+    catalog: Catalog,
+) -> None:
+    never_critical = [
+        "missed_credit_deductions", "payment_mismatches", "pool_utilization", "redis_down",
+        "event_loop_lag",
+    ]  # fmt: skip
+    assert all(catalog.checks[name].critical is None for name in never_critical)
+
+
+def test_a_signal_the_gateway_does_not_write_is_unknown_with_its_reason(catalog: Catalog) -> None:
+    snapshot = snapshot_of(catalog, database__pool_utilization=None)
+    check = check_named(judge(catalog, snapshot), "pool_utilization")
+    assert check.status is Status.UNKNOWN
+    assert check.reason == "database.pool_utilization is null: no series"
+
+
+def with_names(snapshot: Snapshot, check: str, *named: tuple[str, float]) -> Snapshot:
+    answer = FieldValue([name for name, _ in named], AT, series=named)
+    return replace(snapshot, names={**snapshot.names, check: answer})
+
+
+def test_a_check_names_the_providers_behind_it_from_its_names_answer(catalog: Catalog) -> None:
+    snapshot = with_names(
+        snapshot_of(catalog, providers__open_circuit_breakers=1),
+        "provider_breakers_open",
+        ("fireworks", 1.0),
+    )
+    check = check_named(judge(catalog, snapshot), "provider_breakers_open")
+    assert (check.status, check.detail, check.names) == (
+        Status.DEGRADED, "open: fireworks", ("fireworks",),
+    )  # fmt: skip
+    assert check.document()["detail"] == "open: fireworks"
+
+
+def test_a_detail_with_values_shows_each_in_the_checks_unit_and_at_most_five_names(
+    catalog: Catalog,
+) -> None:
+    named = [(f"p{index}", 60.0 - index) for index in range(7)]
+    snapshot = with_names(
+        snapshot_of(catalog, models__inference_error_rate=55.0), "inference_error_rate", *named
+    )
+    check = check_named(judge(catalog, snapshot), "inference_error_rate")
+    assert check.detail == ("failing: p0 60 %, p1 59 %, p2 58 %, p3 57 %, p4 56 % and 2 more")
+    assert check.names == tuple(f"p{index}" for index in range(7))
+
+
+def test_without_names_in_the_answer_a_check_has_no_detail(catalog: Catalog) -> None:
+    snapshot = with_names(snapshot_of(catalog), "provider_breakers_open")
+    check = check_named(judge(catalog, snapshot), "provider_breakers_open")
+    assert (check.detail, check.names) == (None, ())
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,14 @@ from exporter.catalog import Catalog
 from exporter.errors import Busy
 from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
 from exporter.snapshot import Snapshot, Source
+from tests.conftest import LIMITS
 from tests.fake_prometheus import FakePrometheus
 
 
 def refresher_for(catalog: Catalog, client: Any, **options: Any) -> Refresher:
     values: dict[str, Any] = {"window": "5m", "interval": 1.0, "max_staleness": 10.0}
     values.update(options)
-    return Refresher(Evaluator(catalog, client, max_concurrency=4), **values)
+    return Refresher(Evaluator(catalog, client, max_concurrency=4, limits=LIMITS), **values)
 
 
 async def test_a_refresh_ends_within_its_interval_when_the_upstream_hangs(
@@ -47,13 +48,13 @@ async def test_failures_are_logged_once_per_change_not_once_per_refresh(
             await refresher.refresh_once()
         failed = [r for r in caplog.records if "event=query_failed" in r.getMessage()]
         assert len(failed) == 1
-        assert "fields=31" in failed[0].getMessage()
+        assert "fields=49" in failed[0].getMessage()
         fake_prometheus.error = None
         await refresher.refresh_once()
         await refresher.refresh_once()
     states = [r.getMessage() for r in caplog.records if "event=refresh_state" in r.getMessage()]
     assert states == [
-        "event=refresh_state state=failing failing_fields=31",
+        "event=refresh_state state=failing failing_fields=49",
         "event=refresh_state state=ok failing_fields=0",
     ]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.catalog import Catalog, load_catalog
+from exporter.catalog import Catalog, Kind, load_catalog
 from exporter.rules import recording_rules, render_rules, rule_expression
 from tests.exporter_client import run_command
 
@@ -23,7 +23,12 @@ def test_names_follow_the_gauges_with_a_colon_and_base_units(catalog: Catalog) -
     assert "summary:http_error_ratio" in names  # error_rate (percent) as a ratio
     assert "summary:http_avg_latency_seconds" in names  # avg_latency_ms in seconds
     assert "summary:models_requests" in names  # top_models' values, labelled by model
-    assert len(names) == len(catalog.fields())
+    assert "summary:business_missed_deductions_usd" in names
+    # Tables have none: their order and cut are the exporter's.
+    tables = [name for _, name, spec in catalog.fields() if spec.kind is Kind.TABLE]
+    assert tables == ["by_model", "by_provider"]
+    assert not [name for name in names if "by_model" in name or "by_provider" in name]
+    assert len(names) == len(catalog.fields()) - len(tables)
 
 
 def test_units_are_converted_by_exact_division_and_non_finite_values_dropped(

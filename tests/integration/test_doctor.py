@@ -1,6 +1,7 @@
 """`summary-exporter doctor` against a real Prometheus holding each variant of the gateway.
 
-What production writes leaves three business fields without a value (exit 1), with the
+What production writes leaves six fields without a value (exit 1): the business gauges, the
+connection pools and the slow calls, which the gateway defines and never writes; with the
 metrics of similar names it does write; the legacy gateway fills every field (exit 0). The
 doctor's questions are bounded: two queries, each over the lookback and named metrics only.
 """
@@ -41,7 +42,7 @@ def _logged(prometheus: PrometheusServer) -> list[str]:
     return [json.loads(line)["params"]["query"] for line in text.splitlines() if line.strip()]
 
 
-def test_what_production_writes_leaves_the_business_gauges_empty_and_names_similar_metrics(
+def test_what_production_writes_leaves_the_never_written_fields_empty_with_similar_metrics(
     prometheus: PrometheusServer,
 ) -> None:
     result = doctor(prometheus)
@@ -63,8 +64,16 @@ def test_what_production_writes_leaves_the_business_gauges_empty_and_names_simil
         "gatewayz_pricing_cache_hits_total,",
         "catalog_cache_misses_total",
     ]
+    slow = next(line for line in lines if line.split()[:1] == ["providers.slow_requests"])
+    assert slow.split()[:4] == [
+        "providers.slow_requests",
+        "provider_slow_requests_total",
+        "none",
+        "similar:",
+    ]
     assert lines[-1] == (
-        "28 of 31 fields can have a value; 3 cannot: business.active_api_keys,"
+        "43 of 49 fields can have a value; 6 cannot: providers.slow_requests,"
+        " database.pool_utilization, database.pool_errors, business.active_api_keys,"
         " business.active_subscriptions, business.active_trials"
     )
 
@@ -91,6 +100,7 @@ def test_under_a_selector_only_that_environment_is_asked(
     document = json.loads(result.stdout)
     # The legacy gateway of the same Prometheus writes them; staging does not.
     assert document["cannot_have_value"] == [
+        "providers.slow_requests", "database.pool_utilization", "database.pool_errors",
         "business.active_api_keys", "business.active_subscriptions", "business.active_trials",
     ]  # fmt: skip
     assert document["fields"]["gateway.targets_up"]["metrics"] == {

@@ -129,8 +129,11 @@ def test_check_reads_degraded_in_testing_and_critical_in_production(
     assert (testing.returncode, production.returncode) == (1, 2)
     assert testing.stdout.startswith("Gateway status: DEGRADED\n")
     assert production.stdout.startswith("Gateway status: CRITICAL\n")
-    assert "  http_error_rate        degraded  10 %" in testing.stdout
+    assert "  http_error_rate           degraded  10 %" in testing.stdout
     assert "  error_rate               10 %" in testing.stdout
+    # The providers, worst first, under the checks.
+    assert "\nproviders.by_provider\n  PROVIDER    REQUESTS" in testing.stdout
+    assert "  groq        40        50 %        10000 ms              open" in testing.stdout
     # Kept for people: what on-call sees for this degraded gateway.
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "check-degraded.txt").write_text(testing.stdout)

@@ -1,10 +1,11 @@
 """/health and ?explain=1 on the gateway dataset, on both engines.
 
 Expected statuses follow from tests/integration/dataset.py. The production gateway at BUSY_AT:
-1 request in 10 is a 5xx (10 %: degraded), 1 provider of 6 is unavailable (degraded), p95 is
-at least 5 s (degraded, for certain), and a scanner's 404 on the self-test's old path is no
-self-test series. The legacy gateway still runs the self-test generator: critical in
-production only.
+1 request in 10 is a 5xx (10 %: degraded), 1 provider of 6 is unavailable, its breaker open
+(degraded), 4 of 19 inference attempts fail (21 %: degraded), 2.5 USD went unbilled and one
+payment was under its price (degraded), p95 is at least 5 s (degraded, for certain), and a
+scanner's 404 on the self-test's old path is no self-test series. The legacy gateway still
+runs the self-test generator: critical in production only.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ async def test_the_busy_production_gateway_is_degraded_in_both_modes(
         "gateway_samples": "ok",
         "http_error_rate": "degraded",
         "providers_unavailable": "degraded",
+        "provider_breakers_open": "degraded",
+        "inference_error_rate": "degraded",
+        "missed_credit_deductions": "degraded",
+        "payment_mismatches": "degraded",
+        "pool_utilization": "unknown",  # the gateway never writes its pools
+        "redis_down": "ok",
+        "event_loop_lag": "ok",
         "http_p95_latency": "degraded",
         "synthetic_series": "ok",
         "upstream": "ok",
@@ -72,6 +80,23 @@ async def test_the_busy_production_gateway_is_degraded_in_both_modes(
     }
     assert document["status"] == "degraded"
     checks = document["checks"]
+    # Who is behind each, from the same refresh.
+    details = {name: check["detail"] for name, check in checks.items() if check["detail"]}
+    assert details == {
+        "providers_unavailable": "unavailable: groq",
+        "provider_breakers_open": "open: groq",
+        "inference_error_rate": "failing: groq 100 %, openrouter 25 %, openai 16.67 %",
+        "missed_credit_deductions": "by reason: retry_exhausted 2.5 USD",
+        "payment_mismatches": "by severity: under 1",
+        "event_loop_lag": "replicas: gw-2 3.906 ms, gw-1 1.953 ms",
+    }
+    assert checks["provider_breakers_open"]["names"] == ["groq"]
+    assert checks["provider_breakers_open"]["display"] == "1 of 6 (16.67 %)"
+    assert checks["missed_credit_deductions"]["display"] == "2.5 USD"
+    assert checks["pool_utilization"]["reason"] == (
+        "database.pool_utilization is null: connection_pool_utilization_ratio has no series in"
+        " the upstream over the last 1h (the gateway does not write it, or is down)"
+    )
     assert checks["http_error_rate"]["value"] == pytest.approx(10.0, rel=1e-9)
     assert checks["providers_unavailable"]["display"] == "1 of 6 (16.67 %)"
     assert checks["http_p95_latency"]["display"] == "≥ 5000 ms"
@@ -156,7 +181,7 @@ async def test_explained_promql_pasted_into_the_engine_gives_the_served_value(
         result = oracle.custom_query(explained["promql"], params={"time": explained["time"]})
         if isinstance(served, list):
             assert len(result) == len(served), key
-        elif served is None:
+        elif served is None or (served == 0 and not result):
             assert result == [], key
         else:
             assert float(result[0]["value"][1]) == pytest.approx(served, rel=1e-9), key
@@ -164,6 +189,36 @@ async def test_explained_promql_pasted_into_the_engine_gives_the_served_value(
         counted = oracle.custom_query(explained["reads_promql"], params={"time": explained["time"]})
         series = {item["metric"]["__name__"]: int(item["value"][1]) for item in counted}
         assert {metric: series.get(metric) for metric in explained["reads"]} == explained["reads"]
+
+
+async def test_the_legacy_gateways_pools_redis_and_event_loop_are_judged_and_named(
+    start_exporter: Any, environments_url: str
+) -> None:
+    client = await start_exporter(environments_url, selector=LEGACY)
+    _, document = await health_at(client, dataset.BUSY_AT)
+    checks = document["checks"]
+    judged = {
+        name: (checks[name]["status"], checks[name]["display"], checks[name]["detail"])
+        for name in ("pool_utilization", "redis_down", "event_loop_lag")
+    }
+    assert judged == {
+        "pool_utilization": ("degraded", "93.75 %", "pools: read_replica 93.75 %, supabase 40 %"),
+        "redis_down": ("degraded", "0", "unreachable from: gw-2"),
+        "event_loop_lag": ("degraded", "1500 ms", "replicas: gw-2 1500 ms, gw-1 1.953 ms"),
+    }
+
+
+async def test_a_quiet_gateway_names_its_open_breaker_and_loses_no_money(
+    start_exporter: Any, engine_url: str
+) -> None:
+    client = await start_exporter(engine_url)
+    _, document = await health_at(client, dataset.QUIET_AT)
+    checks = document["checks"]
+    breakers = checks["provider_breakers_open"]
+    assert (breakers["display"], breakers["detail"]) == ("1 of 3 (33.33 %)", "open: groq")
+    assert checks["missed_credit_deductions"]["status"] == "ok"
+    assert checks["missed_credit_deductions"]["detail"] is None
+    assert checks["inference_error_rate"]["status"] == "unknown"
 
 
 async def test_check_promql_pasted_into_the_engine_gives_the_judged_value(

@@ -325,6 +325,8 @@ def render(report: Report, *, colour: bool) -> str:
         detail = checks[name].get("detail") if index and status != "ok" else None
         if detail:
             lines.append(f"  {'':<{widths[0]}}  -> {detail}")
+    # Tables listed worst first (the providers) come first: they answer "what is wrong?".
+    tables.sort(key=lambda table: explained.get(table[0], {}).get("order") != "ascending")
     for key, rows in tables:
         lines += ["", *_table(key, rows, explained.get(key, {}), summary.get("cuts") or {})]
     return "\n".join(lines) + "\n"

@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     selector: str = ""
     log_format: Literal["logfmt", "json"] = "logfmt"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # Above the catalog's 33 distinct queries, so a refresh is one wave, not several
-    # (measured in docs/benchmarks.md); Prometheus queues beyond its own limit anyway.
+    # Most of the catalog's 70 distinct queries in one wave; Prometheus queues beyond its own
+    # limit (--query.max-concurrency, 20) anyway (measured in docs/benchmarks.md).
     max_concurrent_queries: int = Field(default=64, ge=1, le=256)
     on_demand_cache_size: int = Field(default=64, ge=1, le=10_000)
     max_concurrent_on_demand: int = Field(default=4, ge=1, le=256)

@@ -81,3 +81,18 @@ def test_openmetrics_has_info_metrics_and_no_created_series(exporter: ExporterPr
     assert 'summary_environment_info{app_env="staging",testing="false"} 1.0\n' in text
     assert "# TYPE summary_exporter_query_errors counter\n" in text
     assert text.endswith("# EOF\n")
+
+
+def test_the_tables_are_gauge_families_labelled_by_provider_and_model(
+    exporter: ExporterProcess,
+) -> None:
+    text = scrape(exporter)
+    # groq's breaker is open: its state a label, and its health score 0.
+    assert (
+        sample(text, 'summary_providers_by_provider_breaker{breaker="open",provider="groq"}') == 1
+    )
+    assert sample(text, 'summary_providers_by_provider_health_score{provider="groq"}') == 0
+    assert sample(text, 'summary_providers_by_provider_error_ratio{provider="groq"}') == 1
+    assert sample(text, "summary_providers_open_circuit_breakers") == 1
+    assert (sample(text, 'summary_models_by_model_requests{model="gpt-4o"}') or 0) > 0
+    assert sample(text, "summary_database_redis_up") == 1

@@ -495,6 +495,37 @@ async def test_instant_before_any_data_gives_nulls_naming_the_missing_metrics(
     assert document["liveness"]["status"] == "critical"
 
 
+async def test_tables_keep_their_first_rows_up_to_their_limits_and_say_the_cut(
+    start_exporter: Any, engine_url: str
+) -> None:
+    client = await start_exporter(engine_url, top_models=3, max_entities=2)
+    document = await summary_at(client, dataset.BUSY_AT)
+    metrics = document["metrics"]
+    # The worst two providers, and the top models cut by the smaller limit of the two.
+    assert_same_metrics(
+        {"providers": {"by_provider": metrics["providers"]["by_provider"]}},
+        {"providers": {"by_provider": BY_PROVIDER[:2]}},
+    )
+    assert_same_metrics(
+        {"models": {"by_model": metrics["models"]["by_model"]}},
+        {"models": {"by_model": BY_MODEL[:2]}},
+    )
+    assert document["cuts"] == {
+        "models.by_model": {"rows": 2, "of": 5, "limit": "EXPORTER_MAX_ENTITIES"},
+        "providers.by_provider": {"rows": 2, "of": 6, "limit": "EXPORTER_MAX_ENTITIES"},
+    }
+    # The scalar fields still count every provider and model.
+    assert metrics["providers"]["total_providers"] == 6
+    assert metrics["models"]["total_models"] == 5
+    # The nulls of cells that were cut are gone with them.
+    assert not [key for key in document["nulls"] if "[fireworks]" in key or "[llama" in key]
+    top = await summary_at(await start_exporter(engine_url, top_models=3), dataset.BUSY_AT)
+    assert [row["model"] for row in top["metrics"]["models"]["by_model"]] == [
+        "gpt-4o", "claude-3-5-sonnet", "mistral-large",
+    ]  # fmt: skip
+    assert top["cuts"] == {"models.by_model": {"rows": 3, "of": 5, "limit": "EXPORTER_TOP_MODELS"}}
+
+
 async def test_document_is_strict_json_without_nan(start_exporter: Any, engine_url: str) -> None:
     client = await start_exporter(engine_url)
     response = await client.get("/summary", params={"time": str(dataset.QUIET_AT)})

@@ -41,6 +41,9 @@ _SYNTHETIC_EXCLUSIONS: dict[str, tuple[str, ...]] = {
     "credits_used_total": ('provider!="test"', 'model!="test-model"'),
     "provider_": ('provider!="test"',),
     "circuit_breaker_": ('provider!="test"',),
+    "time_to_first_chunk_": ('provider!="test"', 'model!="test-model"'),
+    "stream_chunks_": ('provider!="test"', 'model!="test-model"'),
+    "gatewayz_default_pricing_": ('model!="test-model"',),
 }
 # The self-test's own answers on its path, selected to be subtracted (`unless`) from all
 # requests: a 4xx there is a real request and stays counted.
@@ -72,8 +75,14 @@ def labelled_selectors() -> list[Any]:
         pytest.param(metric, matchers, id=f"{domain}.{name}:{metric}")
         for domain, name, spec in BUILTIN_FIELDS
         if domain != _LIVENESS_DOMAIN
-        for query in (spec.query, spec.render_lower_bound("5m") or "")
+        for query in spec.templates()
         for metric, matchers in selectors(query)
+        if required_exclusions(metric)
+    ] + [
+        pytest.param(metric, matchers, id=f"checks.{name}:{metric}")
+        for name, check in BUILTIN.checks.items()
+        if check.names is not None
+        for metric, matchers in selectors(check.names.query)
         if required_exclusions(metric)
     ]
 
@@ -260,6 +269,11 @@ def test_builtin_request_counts_subtract_the_self_tests_answers(spec: FieldSpec)
         pytest.param(check.query, id=f"checks.{name}")
         for name, check in load_catalog(selector='env="prod"').checks.items()
         if check.query
+    ]
+    + [
+        pytest.param(check.names.query, id=f"checks.{name}.names")
+        for name, check in load_catalog(selector='env="prod"').checks.items()
+        if check.names
     ],
 )
 def test_every_builtin_selector_applies_the_configured_selector(template: str) -> None:
@@ -301,6 +315,12 @@ def test_every_labelled_metric_family_is_checked_for_synthetic_series() -> None:
         ("models", "top_models", "summary_models_requests", 1.0),
         ("database", "cache_hit_rate", "summary_database_cache_hit_ratio", 0.01),
         ("database", "avg_query_latency_ms", "summary_database_avg_query_latency_seconds", 0.001),
+        ("gateway", "event_loop_lag_ms", "summary_gateway_event_loop_lag_seconds", 0.001),
+        ("models", "inference_error_rate", "summary_models_inference_error_ratio", 0.01),
+        ("models", "ttfc_p95_ms", "summary_models_ttfc_p95_seconds", 0.001),
+        ("database", "pool_utilization", "summary_database_pool_utilization_ratio", 0.01),
+        ("database", "redis_up", "summary_database_redis_up", 1.0),
+        ("business", "missed_deductions_usd", "summary_business_missed_deductions_usd", 1.0),
     ],
 )
 def test_builtin_gauge_name_and_factor_to_base_unit(
@@ -700,6 +720,71 @@ def test_a_field_knows_the_metrics_it_reads() -> None:
     )
     assert "up" in BUILTIN.sources()
     assert "http_requests_total" not in BUILTIN.sources()
+
+
+def test_written_with_metrics_are_read_too_so_that_their_series_allow_a_zero() -> None:
+    missed = BUILTIN.domains["business"].fields["missed_deductions_usd"]
+    assert missed.written_with == ("gatewayz_credit_deduction_total",)
+    assert missed.sources() == (
+        "gatewayz_missed_credit_deductions_usd_total",
+        "gatewayz_credit_deduction_total",
+    )
+    assert "gatewayz_credit_deduction_total" in BUILTIN.sources()
+    # Never written by the gateway: nothing else may stand for it.
+    slow = BUILTIN.domains["providers"].fields["slow_requests"]
+    assert slow.sources() == ("provider_slow_requests_total",)
+
+
+def test_written_with_takes_metric_names_only(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, catalog_doc(hits=field_doc(written_with=["up{job='x'}"])))
+    assert "domains.web.fields.hits.written_with.0: String should match pattern" in (
+        catalog_error(path)
+    )
+
+
+def test_the_health_classes_are_one_definition_for_the_counts_and_the_providers_table() -> None:
+    definitions = BUILTIN.definitions
+    assert definitions["providers_healthy"] == "$health_score > 80"
+    assert definitions["providers_degraded"] == "($health_score >= 60) <= 80"
+    assert definitions["providers_unavailable"] == "$health_score < 60"
+    table = BUILTIN.domains["providers"].fields["by_provider"]
+    healthy = BUILTIN.domains["providers"].fields["healthy_providers"]
+    rendered_class = healthy.render("5m").removeprefix("count(").removesuffix(")")
+    assert rendered_class in table.columns["status"].render("5m")
+    # Its rows are the providers total_providers counts, its score the one they average.
+    total = BUILTIN.domains["providers"].fields["total_providers"]
+    average = BUILTIN.domains["providers"].fields["avg_health_score"]
+    assert table.render("5m") == average.render("5m").removeprefix("avg(").removesuffix(")")
+    assert table.columns["health_score"].render("5m") == table.render("5m")
+    assert "$providers" in BUILTIN.definitions["health_score"]
+    assert total.query.startswith("count(")
+
+
+def test_the_models_table_keeps_the_top_models_by_requests_most_first() -> None:
+    table = BUILTIN.domains["models"].fields["by_model"]
+    assert (table.label, table.order, table.limit) == ("model", "descending", "top_models")
+    total_models = BUILTIN.domains["models"].fields["total_models"]
+    # The same models total_models counts.
+    assert total_models.render("5m") == f"count({table.render('5m')})"
+
+
+def test_a_check_names_who_is_behind_it_with_a_validated_query(tmp_path: Path) -> None:
+    breakers = BUILTIN.checks["provider_breakers_open"].names
+    assert breakers is not None
+    assert (breakers.label, breakers.prefix, breakers.values) == ("provider", "open", False)
+    document = catalog_doc() | {
+        "checks": {
+            "many": {
+                "help": "h",
+                "field": "web.hits",
+                "degraded": {"above": 1},
+                "names": {"query": "hits[$windw]", "label": "page", "prefix": "pages"},
+            }
+        }
+    }
+    assert "checks.many.names: Value error, query uses unknown placeholders ['windw']" in (
+        catalog_error(write_catalog(tmp_path, document))
+    )
 
 
 def test_a_lower_bound_is_for_numbers_and_is_validated_like_a_query() -> None:

@@ -199,3 +199,70 @@ async def test_check_with_prometheus_applies_the_selector_and_refuses_a_bad_one(
     )
     assert (status, stdout) == (2, "")
     assert "error: argument --selector: expected a quoted string at 'a'" in stderr
+
+
+def with_providers(status: str = "degraded") -> Report:
+    """A report whose providers domain holds its table, and whose check names a provider."""
+    bad = report(status)
+    bad.summary["metrics"]["providers"] = {
+        "by_provider": [
+            {"provider": "groq", "error_rate": 100.0, "avg_response_time_ms": 10_000.0,
+             "breaker": "open", "status": "unavailable"},
+            {"provider": "fireworks", "error_rate": None, "avg_response_time_ms": None,
+             "breaker": "closed", "status": "healthy"},
+        ]
+    }  # fmt: skip
+    bad.summary["explain"]["providers.by_provider"] = {
+        "unit": "score",
+        "columns": {
+            "error_rate": {"unit": "percent"},
+            "avg_response_time_ms": {"unit": "ms"},
+            "breaker": {"unit": None},
+            "status": {"unit": None},
+        },
+    }
+    bad.health["checks"]["errors"]["detail"] = "open: groq"
+    return bad
+
+
+def test_the_providers_table_is_printed_under_the_checks_worst_first_with_units() -> None:
+    lines = render(with_providers(), colour=False).splitlines()
+    assert "  by_provider  2 rows (below)" in lines
+    checks_end = lines.index("          -> open: groq")
+    assert lines[checks_end + 1 :] == [
+        "",
+        "providers.by_provider",
+        "  PROVIDER   ERROR_RATE  AVG_RESPONSE_TIME_MS  BREAKER  STATUS",
+        "  groq       100 %       10000 ms              open     unavailable",
+        "  fireworks  —           —                     closed   healthy",
+    ]
+
+
+def test_a_cut_table_says_how_many_rows_it_kept_of_how_many() -> None:
+    cut = with_providers()
+    cut.summary["cuts"] = {
+        "providers.by_provider": {"rows": 2, "of": 7, "limit": "EXPORTER_MAX_ENTITIES"}
+    }
+    assert (
+        "providers.by_provider (the first 2 of 7 rows, EXPORTER_MAX_ENTITIES)"
+        in render(cut, colour=False).splitlines()
+    )
+
+
+def test_who_is_behind_a_check_is_printed_only_when_it_is_not_ok() -> None:
+    assert "          -> open: groq" in render(with_providers("degraded"), colour=False)
+    assert "-> open: groq" not in render(with_providers("ok"), colour=False)
+
+
+def test_a_table_listed_worst_first_comes_before_the_others() -> None:
+    both = with_providers()
+    metrics = both.summary["metrics"]
+    # In the catalog's order: the models' domain before the providers'.
+    both.summary["metrics"] = {
+        "models": {"by_model": [{"model": "gpt-4o", "requests": 120}]},
+        **metrics,
+    }
+    both.summary["explain"]["models.by_model"] = {"order": "descending", "columns": {}}
+    both.summary["explain"]["providers.by_provider"]["order"] = "ascending"
+    lines = render(both, colour=False).splitlines()
+    assert lines.index("providers.by_provider") < lines.index("models.by_model")

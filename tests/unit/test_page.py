@@ -10,7 +10,7 @@ from exporter.environment import Environment
 from exporter.errors import UpstreamUnreachable
 from exporter.health import assess
 from exporter.page import Page, render_page
-from exporter.snapshot import FieldValue, Snapshot, Source
+from exporter.snapshot import FieldValue, Row, Snapshot, Source
 from exporter.sparklines import Sparkline
 from tests.page_text import read_page, visible_text
 
@@ -202,3 +202,19 @@ def test_a_lower_bound_is_shown_with_at_least_and_why(catalog: Catalog) -> None:
     )
     text = visible_text(page_of(catalog, bounded))
     assert "≥ 5000 ms at least: more than 5 % of the requests took longer" in text
+
+
+def test_a_table_shows_its_rows_entities_in_order_and_a_check_who_is_behind_it(
+    catalog: Catalog,
+) -> None:
+    snapshot = snapshot_of(catalog)
+    rows: list[Row] = [
+        {"provider": "groq", "breaker": "open"},
+        {"provider": "openai", "breaker": "closed"},
+    ]
+    fields = dict(snapshot.fields) | {("providers", "by_provider"): FieldValue(rows, AT)}
+    named = FieldValue(["groq"], AT, series=(("groq", 1.0),))
+    snapshot = replace(snapshot, fields=fields, names={"provider_breakers_open": named})
+    text = visible_text(page_of(catalog, snapshot))
+    assert "by_provider groq, openai" in text
+    assert "open: groq" in text

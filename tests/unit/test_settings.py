@@ -41,6 +41,21 @@ def test_defaults_apply_when_no_variable_is_set() -> None:
     assert settings.catalog is None
 
 
+def test_tables_keep_10_models_and_50_rows_at_most_by_default() -> None:
+    limits = load_settings().table_limits
+    assert (limits.top_models, limits.max_entities) == (10, 50)
+    assert limits.rows("top_models") == (10, "EXPORTER_TOP_MODELS")
+    assert limits.rows(None) == (50, "EXPORTER_MAX_ENTITIES")
+
+
+def test_the_table_limits_are_read_from_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPORTER_TOP_MODELS", "25")
+    monkeypatch.setenv("EXPORTER_MAX_ENTITIES", "20")
+    limits = load_settings().table_limits
+    # EXPORTER_MAX_ENTITIES bounds every table, the models' too.
+    assert limits.rows("top_models") == (20, "EXPORTER_MAX_ENTITIES")
+
+
 def test_default_window_in_milliseconds() -> None:
     assert load_settings().window_ms == 5 * 60_000
 
@@ -79,6 +94,9 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         ("REFRESH_INTERVAL", "0"),
         ("QUERY_TIMEOUT", "-1"),
         ("LOG_FORMAT", "xml"),
+        ("TOP_MODELS", "0"),
+        ("TOP_MODELS", "ten"),
+        ("MAX_ENTITIES", "1001"),
     ],
 )
 def test_invalid_value_is_reported_with_its_variable_name(

@@ -359,19 +359,24 @@ def shape(
     if len(samples) > 1:
         reason = f"query returned {len(samples)} series where one was expected (aggregate it)"
         return FieldValue(None, at, reason=reason, warnings=warnings)
-    value = samples[0].value
-    if math.isnan(value):
-        return FieldValue(None, at, reason="Prometheus returned NaN", warnings=warnings)
-    if math.isinf(value):
-        sign = "+" if value > 0 else "-"
-        return FieldValue(None, at, reason=f"Prometheus returned {sign}Inf", warnings=warnings)
+    number, problem = _number(samples[0].value, spec.kind is Kind.INTEGER)
+    if number is None:
+        return FieldValue(None, at, reason=problem, warnings=warnings)
     bound = AT_LEAST if isinstance(lower_bound, QueryResult) and lower_bound.samples else None
-    if spec.kind is Kind.INTEGER:
-        if not value.is_integer():
-            reason = f"Prometheus returned {value!r} for a count (wrap the query in round())"
-            return FieldValue(None, at, reason=reason, warnings=warnings)
-        return FieldValue(int(value), at, warnings=warnings, bound=bound)
-    return FieldValue(value, at, warnings=warnings, bound=bound)
+    return FieldValue(number, at, warnings=warnings, bound=bound)
+
+
+def _number(value: float, count: bool) -> tuple[int | float, None] | tuple[None, str]:
+    """A value of Prometheus' as a JSON number (an int for a count), or why it cannot be one."""
+    if math.isnan(value):
+        return None, "Prometheus returned NaN"
+    if math.isinf(value):
+        return None, f"Prometheus returned {'+' if value > 0 else '-'}Inf"
+    if not count:
+        return value, None
+    if not value.is_integer():
+        return None, f"Prometheus returned {value!r} for a count (wrap the query in round())"
+    return int(value), None
 
 
 def rank(samples: Iterable[Sample], label: str, descending: bool = True) -> list[tuple[str, float]]:
@@ -454,16 +459,7 @@ def _cell(
         assert column.label is not None  # the catalog guarantees it for label columns
         text = sample.labels.get(column.label)
         return (text, None) if text else (None, f"the answer has no {column.label} label")
-    value = sample.value
-    if math.isnan(value):
-        return None, "Prometheus returned NaN"
-    if math.isinf(value):
-        return None, f"Prometheus returned {'+' if value > 0 else '-'}Inf"
-    if column.kind is ColumnKind.INTEGER:
-        if not value.is_integer():
-            return None, f"Prometheus returned {value!r} for a count (wrap the query in round())"
-        return int(value), None
-    return value, None
+    return _number(sample.value, column.kind is ColumnKind.INTEGER)
 
 
 def shape_names(

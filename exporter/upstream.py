@@ -6,7 +6,6 @@ the exporter never sees which upstream answered except through `QueryResult.upst
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import ssl
@@ -16,8 +15,6 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.http import StreamWriter
 
 from exporter.errors import (
     InvalidResponse,
@@ -33,8 +30,6 @@ log = logging.getLogger("exporter.upstream")
 
 # Rejections that say "this server cannot answer now", not "this query is wrong".
 _TRANSIENT_ERROR_TYPES = frozenset({"unavailable", "timeout"})
-# What aiohttp's writer sets only when it first writes: until then, class defaults.
-_ATTRIBUTES_SET_ON_WRITE = ("buffer_size", "output_size", "length", "chunked", "_eof", "_compress")
 
 T = TypeVar("T")
 
@@ -150,24 +145,7 @@ def ssl_context_from(settings: Settings) -> ssl.SSLContext | bool:
     return context
 
 
-def settle_writer_layout() -> None:
-    """Gives aiohttp's writer class every attribute it will have, before a refresh makes one
-    writer per query at once.
-
-    CPython 3.11 fixes the attribute layout shared by a class's instances while its first
-    instances are made. A refresh makes ~27 writers before any of them writes, so the names
-    set on writing came too late: from then on every writer, the server's one per answered
-    request included, carried a dict of its own, which costs every answer CPU (measured in
-    docs/benchmarks.md, sections 1 and 1b). Later CPython versions do not fix the layout so.
-    """
-    loop = asyncio.get_running_loop()
-    writer = StreamWriter(BaseProtocol(loop), loop)
-    for name in _ATTRIBUTES_SET_ON_WRITE:
-        setattr(writer, name, getattr(writer, name))
-
-
 def session_for(settings: Settings) -> aiohttp.ClientSession:
-    settle_writer_layout()
     connector = aiohttp.TCPConnector(ssl=ssl_context_from(settings), limit=100)
     # trust_env=False: an HTTP(S)_PROXY meant for other traffic must not capture the upstream.
     return aiohttp.ClientSession(connector=connector, trust_env=False)

@@ -23,10 +23,10 @@ from exporter.health import Health, Status, assess, liveness
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
 from exporter.parameters import parse_flag, parse_time, parse_window, single
-from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
+from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
 from exporter.responses import JSON, Handler, json_errors, json_response, no_route
 from exporter.settings import Settings, redact_url
-from exporter.snapshot import EncodedDocument, Snapshot, explain
+from exporter.snapshot import Snapshot, explain
 from exporter.sparklines import Sparklines
 from exporter.upstream import session_for, upstream_for
 
@@ -45,43 +45,11 @@ class Services:
     metrics_handler: Handler
 
 
-class CachedSummary:
-    """The whole document of the latest background snapshot, encoded once: nearly every
-    request asks for it, with no parameter, and is answered from it with no other work."""
-
-    def __init__(self, catalog: Catalog, about: dict[str, Any]) -> None:
-        self._catalog = catalog
-        self._about = about
-        self._document: EncodedDocument | None = None
-
-    def publish(self, snapshot: Snapshot) -> None:
-        # None while fields are stale: the general path then builds each answer.
-        self._document = snapshot.encoded(None, said_with(self._catalog, snapshot, self._about))
-
-    def serving(self, general: Handler) -> Handler:
-        """A handler that answers from the cached document when it can, else with `general`.
-
-        The cached path is inline here, not behind json_errors or a middleware: each wrapper
-        is a coroutine per request, which the serving benchmark measures. It reads the URL's raw
-        query, empty unless a parameter is given: request.query_string would also decode it
-        and cache the copy on the request, about 1 % of a request's CPU.
-        """
-
-        async def answer(request: web.Request) -> web.StreamResponse:
-            document = self._document
-            if document is None or request.rel_url.raw_query_string:
-                return await general(request)
-            return web.Response(body=document.at(time.time()), content_type=JSON)
-
-        return answer
-
-
 SETTINGS = web.AppKey("settings", Settings)
 CATALOG = web.AppKey("catalog", Catalog)
 SERVICES = web.AppKey("services", Services)
 # What every document says about this process, built once: it never changes while it runs.
 ABOUT = web.AppKey("about", dict[str, Any])
-CACHED_SUMMARY = web.AppKey("cached_summary", CachedSummary)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 ENVIRONMENT = web.AppKey("environment", Environment)
 SPARKLINES = web.AppKey("sparklines", Sparklines)
@@ -122,15 +90,21 @@ def said_with(catalog: Catalog, snapshot: Snapshot, about: dict[str, Any]) -> di
 
 
 async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
+    catalog, about = request.app[CATALOG], request.app[ABOUT]
+    current = request.app[SERVICES].refresher.current
+    if current is not None and not request.query_string:
+        # Nearly every request: the background snapshot, with no parameter to read.
+        body = current.encode(time.time(), domains, lambda: said_with(catalog, current, about))
+        return web.Response(body=body, content_type=JSON)
     explained = _flag(request, "explain")
     snapshot = await _snapshot_for(request)
-    facts = said_with(request.app[CATALOG], snapshot, request.app[ABOUT])
+    facts = said_with(catalog, snapshot, about)
     if explained:
         # Per field, the PromQL and instant to paste into Prometheus; built per request.
         document = snapshot.document(time.time(), domains, facts)
-        document["explain"] = explain(request.app[CATALOG], snapshot, domains)
+        document["explain"] = explain(catalog, snapshot, domains)
         return json_response(document)
-    body = snapshot.encode(time.time(), domains, facts)
+    body = snapshot.encode(time.time(), domains, lambda: facts)
     return web.Response(body=body, content_type=JSON)
 
 
@@ -246,18 +220,13 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         )
         # An app-owned registry, never the global one: two apps in one process stay apart.
         registry = CollectorRegistry(auto_describe=False)
-        refresh_metrics, cached = RefreshMetrics(), app[CACHED_SUMMARY]
-
-        def on_refresh(outcome: RefreshOutcome) -> None:
-            cached.publish(outcome.snapshot)
-            refresh_metrics.observe(outcome)
-
+        refresh_metrics = RefreshMetrics()
         refresher = Refresher(
             evaluator,
             window=settings.window,
             interval=settings.refresh_interval,
             max_staleness=settings.effective_max_staleness,
-            on_refresh=on_refresh,
+            on_refresh=refresh_metrics.observe,
         )
         registry.register(refresh_metrics)
         registry.register(SummaryCollector(catalog, refresher))
@@ -292,13 +261,11 @@ def create_app(
     app[OPENAPI] = openapi_document(catalog)
     app[ENVIRONMENT] = environment or read_environment()
     app[ABOUT] = about(app[ENVIRONMENT])
-    cached = app[CACHED_SUMMARY] = CachedSummary(catalog, app[ABOUT])
     app.cleanup_ctx.append(_upstream)
-    # The whole document, at its own path and at the gateway's original one.
-    app.router.add_get("/summary", cached.serving(json_errors(summary)))
-    app.router.add_get("/prometheus/metrics/summary", cached.serving(json_errors(gateway_summary)))
     for path, handler in (
+        ("/summary", summary),
         ("/summary/{domain}", summary_domain),
+        ("/prometheus/metrics/summary", gateway_summary),
         ("/metrics", metrics),
         ("/healthz", healthz),
         ("/readyz", readyz),

@@ -1,8 +1,7 @@
 """JSON answers, errors included: every error is `{"error": ...}`, a client's mistake never a 500.
 
 Errors are turned into answers by the handlers themselves (`json_errors`), not by a
-middleware: an aiohttp middleware runs on every request, the cached /summary too, and costs
-that path two coroutines per request (docs/benchmarks.md).
+middleware: an aiohttp middleware runs on every request, and costs each two coroutines.
 """
 
 from __future__ import annotations

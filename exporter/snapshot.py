@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,6 +29,8 @@ FieldKey = tuple[str, str]
 Source = Literal["background", "on_demand"]
 # How a value relates to the true one when it is not exact: only a lower bound of it.
 AT_LEAST = "at_least"
+# The domains a document shows, None for all of them.
+Selection = tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,12 @@ class Snapshot:
     # Series (under the selector) with a sample within the lookback, per metric the catalog
     # reads; empty when that question failed.
     sources: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    # Encoded documents by domain selection, around the age: serving costs a clock read.
-    _encoded: dict[tuple[str, ...] | None, EncodedDocument] = dataclasses.field(
+    # By domain selection: the document built once, and the last body encoded from it with
+    # the age it shows, which the requests of that millisecond of age share.
+    _documents: dict[Selection, dict[str, Any]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _bodies: dict[Selection, tuple[float, bytes]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -176,60 +182,27 @@ class Snapshot:
         self,
         now: float,
         domains: Iterable[str] | None = None,
-        about: Mapping[str, Any] | None = None,
+        about: Callable[[], Mapping[str, Any]] | None = None,
     ) -> bytes:
-        """The document as strict JSON bytes."""
-        encoded = self.encoded(domains, about)
-        if encoded is None:
-            return encode(self.document(now, domains, about))
-        return encoded.at(now)
+        """The document as strict JSON bytes, encoded again only when its age has changed.
 
-    def encoded(
-        self, domains: Iterable[str] | None = None, about: Mapping[str, Any] | None = None
-    ) -> EncodedDocument | None:
-        """The document encoded once, for every request until the next snapshot; None when
-        stale fields carry their own ages, so that each answer is built when asked.
-
-        `about` is encoded with the rest: it must not change over a snapshot's life.
+        The document is built once per domain selection, with what `about` returns then: that
+        must not change over a snapshot's life. Stale fields carry
+        ages of their own: a document with any is built at every call.
         """
         selection = None if domains is None else tuple(domains)
-        encoded = self._encoded.get(selection)
-        if encoded is None:
+        document = self._documents.get(selection)
+        if document is None:
+            facts = None if about is None else about()
             if any(f.stale for f in self.fields.values()):
-                return None
-            document = self.document(self.instant, selection, about)
-            head, _, tail = encode(document | {"age_seconds": _AGE_MARK}).partition(
-                encode(_AGE_MARK)
-            )
-            # Without stale fields, the data instant is this attempt's own.
-            encoded = self._encoded[selection] = EncodedDocument(head, tail, self.instant)
-        return encoded
-
-
-_AGE_MARK = "\x00age\x00"
-# Within this distance of a body's age, an age still rounds to the same millisecond: half of
-# one, less room for the float error of epoch seconds (under a microsecond).
-_SAME_AGE_S = 0.00049
-
-
-class EncodedDocument:
-    """A document's bytes around its age, and the last body made: the age has a resolution of
-    one millisecond, so the requests of one millisecond share one body, with no work each."""
-
-    __slots__ = ("_at", "_body", "_head", "_tail", "_valid_from", "_valid_until")
-
-    def __init__(self, head: bytes, tail: bytes, at: float) -> None:
-        self._head, self._tail, self._at = head, tail, at
-        self._body = b""
-        self._valid_from = self._valid_until = -math.inf
-
-    def at(self, now: float) -> bytes:
-        if not self._valid_from <= now < self._valid_until:
-            age = _age(now, self._at)
-            self._body = b"".join((self._head, repr(age).encode(), self._tail))
-            self._valid_from = self._at + age - _SAME_AGE_S
-            self._valid_until = self._at + age + _SAME_AGE_S
-        return self._body
+                return encode(self.document(now, selection, facts))
+            document = self._documents[selection] = self.document(self.instant, selection, facts)
+        # Without stale fields, the data instant is this attempt's own.
+        age = _age(now, self.instant)
+        last = self._bodies.get(selection)
+        if last is None or last[0] != age:
+            last = self._bodies[selection] = (age, encode(document | {"age_seconds": age}))
+        return last[1]
 
 
 def format_instant(at: float) -> str:

@@ -274,17 +274,11 @@ def test_requests_sharing_a_body_get_exactly_the_age_of_their_moment(offsets: li
         assert json.loads(snapshot.encode(now))["age_seconds"] == round(max(0.0, offset), 3)
 
 
-def test_the_whole_document_is_encoded_once_per_snapshot() -> None:
+def test_requests_in_the_same_millisecond_of_age_share_one_body() -> None:
     snapshot = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
-    assert snapshot.encoded() is snapshot.encoded()
-    assert snapshot.encoded(("http",)) is not snapshot.encoded()
-
-
-def test_a_stale_snapshot_has_no_shared_encoding() -> None:
-    error = UpstreamUnreachable("http://prom", "cannot connect")
-    before = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
-    now = _snapshot(AT + 30, {("http", "x"): FieldValue(None, AT + 30, "failed", error=error)})
-    assert carry_over(before, now, max_staleness=150).encoded() is None
+    assert snapshot.encode(AT + 1.0001) is snapshot.encode(AT + 1.0002)
+    assert snapshot.encode(AT + 1.0021) is not snapshot.encode(AT + 1.0001)
+    assert snapshot.encode(AT + 1.0001, ("http",)) is not snapshot.encode(AT + 1.0001)
 
 
 def test_a_stale_snapshot_encodes_each_field_age_at_the_moment() -> None:

@@ -19,7 +19,7 @@ from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldS
 from exporter.errors import UpstreamError
 from exporter.prometheus import QueryResult, Sample, Upstream
 from exporter.settings import TableLimits
-from exporter.strict_json import encode
+from exporter.strict_json import encode, rounded
 
 # A table's cell: a number, a label's value, or null.
 Cell = int | float | str | None
@@ -186,8 +186,8 @@ class Snapshot:
     ) -> bytes:
         """The document as strict JSON bytes, encoded again only when its age has changed.
 
-        The document is built once per domain selection, with what `about` returns then: that
-        must not change over a snapshot's life. Stale fields carry
+        The document is built and its floats rounded once per domain selection, with what
+        `about` returns then: that must not change over a snapshot's life. Stale fields carry
         ages of their own: a document with any is built at every call.
         """
         selection = None if domains is None else tuple(domains)
@@ -196,12 +196,14 @@ class Snapshot:
             facts = None if about is None else about()
             if any(f.stale for f in self.fields.values()):
                 return encode(self.document(now, selection, facts))
-            document = self._documents[selection] = self.document(self.instant, selection, facts)
+            document = rounded(self.document(self.instant, selection, facts))
+            self._documents[selection] = document
         # Without stale fields, the data instant is this attempt's own.
         age = _age(now, self.instant)
         last = self._bodies.get(selection)
         if last is None or last[0] != age:
-            last = self._bodies[selection] = (age, encode(document | {"age_seconds": age}))
+            body = encode(document | {"age_seconds": rounded(age)}, already_rounded=True)
+            last = self._bodies[selection] = (age, body)
         return last[1]
 
 

@@ -25,12 +25,16 @@ def rounded(data: Any) -> Any:
     return data
 
 
-def dumps(data: Any, *, indent: int | None = None) -> str:
-    """Strict JSON text: compact, or indented for people when `indent` is given."""
+def dumps(data: Any, *, indent: int | None = None, already_rounded: bool = False) -> str:
+    """Strict JSON text: compact, or indented for people when `indent` is given.
+
+    `already_rounded`: `data` is the result of rounded(), which need not walk it again.
+    """
     separators = (",", ":") if indent is None else None
-    return json.dumps(rounded(data), allow_nan=False, indent=indent, separators=separators)
+    data = data if already_rounded else rounded(data)
+    return json.dumps(data, allow_nan=False, indent=indent, separators=separators)
 
 
-def encode(data: Any) -> bytes:
+def encode(data: Any, *, already_rounded: bool = False) -> bytes:
     """Strict, compact JSON as UTF-8 bytes, for a response body."""
-    return dumps(data).encode()
+    return dumps(data, already_rounded=already_rounded).encode()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.strict_json import dumps, encode
+from exporter.strict_json import dumps, encode, rounded
 
 
 def test_float_residue_is_written_as_the_number_it_stands_for() -> None:
@@ -45,3 +45,8 @@ def test_indented_text_is_for_people() -> None:
 def test_every_finite_float_stays_within_1e_9_relative_of_its_value(value: float) -> None:
     written = json.loads(dumps(value))
     assert written == pytest.approx(value, rel=1e-9, abs=0)
+
+
+def test_rounded_data_encodes_the_same_without_a_second_walk() -> None:
+    data = {"a": [1.0999999999999999, {"b": 2 / 3}], "n": 3}
+    assert encode(rounded(data), already_rounded=True) == encode(data)

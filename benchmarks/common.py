@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks import layout
 from exporter.catalog import load_catalog
-from tests.integration.servers import ChildProcess, free_port, wait_for
+from harness.servers import ChildProcess, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.servers import PrometheusServer, Sample
 from tests.integration import dataset
-from tests.integration.servers import PrometheusServer, Sample
 
 # Label values the catalog excludes (the gateway's self-test series): kept as they are, so
 # that every copy stays excluded and no copy changes what the queries read.

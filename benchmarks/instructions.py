@@ -28,7 +28,7 @@ from benchmarks.common import (
     wrk,
 )
 from benchmarks.serving import BARE, CHANGES, CURRENT, checkout, commit_variant, start_bare
-from tests.integration.servers import wait_for
+from harness.servers import wait_for
 
 CONNECTIONS = 32
 SECONDS = 10.0

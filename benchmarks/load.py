@@ -29,7 +29,7 @@ from benchmarks.common import (
     wrk,
 )
 from exporter.catalog import load_catalog
-from tests.integration.servers import PrometheusServer
+from harness.servers import PrometheusServer
 
 # Queries per minute may not grow with clients; 5 % covers a refresh started a little late.
 CONSTANT = 1.05

@@ -21,7 +21,7 @@ from benchmarks.common import (
     table,
     wrk,
 )
-from tests.integration.servers import wait_for
+from harness.servers import wait_for
 
 LIMIT_MIB = 80.0
 # Flat: the largest tier's RSS within 10 % of the smallest's.

@@ -55,7 +55,7 @@ from exporter.cli import LISTEN_BACKLOG
 from exporter.prometheus import PrometheusClient
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot, evaluate
-from tests.integration.servers import free_port, wait_for
+from harness.servers import free_port, wait_for
 
 GOAL = 0.95
 BARE = "bare aiohttp"

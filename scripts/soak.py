@@ -27,8 +27,8 @@ from pathlib import Path
 
 import aiohttp
 
+from harness.servers import PrometheusServer, free_port
 from tests.integration import dataset
-from tests.integration.servers import PrometheusServer, free_port
 
 RSS_GROWTH_GOAL = 0.10
 

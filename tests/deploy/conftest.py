@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from harness.servers import require_binary
+
 # The session's real Prometheus loaded with the gateway dataset (tests/integration).
 from tests.integration.conftest import environments_prometheus, prometheus  # noqa: F401
-from tests.integration.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 

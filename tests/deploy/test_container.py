@@ -212,7 +212,7 @@ def test_the_wheel_builds_from_the_copied_files_and_installs_in_a_clean_venv(
     names = zipfile.ZipFile(wheel).namelist()
     assert "exporter/catalog.yaml" in names
     assert "exporter/py.typed" in names
-    assert not [name for name in names if name.startswith(("tests/", "demo/"))]
+    assert not [n for n in names if n.startswith(("tests/", "harness/", "benchmarks/", "demo/"))]
 
     venv = tmp_path / "venv"
     created = run(sys.executable, "-m", "venv", str(venv))

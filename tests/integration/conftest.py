@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from exporter.environment import Environment, read_environment
+from harness.servers import PrometheusServer, VictoriaMetricsServer, require_binary
 from tests.integration import dataset
-from tests.integration.servers import PrometheusServer, VictoriaMetricsServer, require_binary
 
 ENGINES = ("prometheus", "victoria-metrics")
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from tests.integration.servers import Sample
+from harness.servers import Sample
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
 STEP = 15

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.servers import free_port, require_binary, wait_for
+from harness.servers import free_port, require_binary, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0  # three processes, each given DEMO_STARTUP_TIMEOUT

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from harness.servers import PrometheusServer
 from tests.exporter_client import run_command
 from tests.integration import dataset
-from tests.integration.servers import PrometheusServer
 
 pytestmark = pytest.mark.integration
 

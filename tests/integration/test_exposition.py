@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import ExporterProcess, PrometheusServer, require_binary, wait_for
+from harness.servers import ExporterProcess, PrometheusServer, require_binary, wait_for
 
 pytestmark = pytest.mark.integration
 

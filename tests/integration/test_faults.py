@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from exporter.catalog import Catalog
+from harness.servers import PrometheusServer
 from tests.exporter_client import body, distinct_queries, service
-from tests.integration.servers import PrometheusServer
 
 pytestmark = pytest.mark.integration
 

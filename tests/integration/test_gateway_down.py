@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.servers import (
+from harness.servers import (
     ExporterProcess,
     PrometheusServer,
     ScrapeTarget,

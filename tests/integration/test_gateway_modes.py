@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from harness.servers import ExporterProcess, PrometheusServer, ServerError
 from tests.integration import dataset
 from tests.integration.conftest import GATEWAY_MODES
-from tests.integration.servers import ExporterProcess, PrometheusServer, ServerError
 
 pytestmark = pytest.mark.integration
 

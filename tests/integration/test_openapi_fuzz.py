@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from schemathesis.core.result import Ok
 
-from tests.integration.servers import ExporterProcess, PrometheusServer
+from harness.servers import ExporterProcess, PrometheusServer
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from exporter.catalog import Catalog
+from harness.servers import PrometheusServer
 from tests.exporter_client import distinct_queries, started
 from tests.integration import dataset
-from tests.integration.servers import PrometheusServer
 
 pytestmark = pytest.mark.integration
 

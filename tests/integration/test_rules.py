@@ -28,9 +28,9 @@ from prometheus_api_client import PrometheusConnect
 
 from exporter.catalog import Catalog, FieldSpec, Kind
 from exporter.rules import WINDOW_LABEL, record_name
+from harness.servers import Sample, require_binary
 from tests.exporter_client import run_command
 from tests.integration import dataset
-from tests.integration.servers import Sample, require_binary
 
 pytestmark = pytest.mark.integration
 

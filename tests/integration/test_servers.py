@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.servers import (
+from harness.servers import (
     PrometheusServer,
     Sample,
+    ServerError,
     VictoriaMetricsServer,
     require_binary,
 )
@@ -164,5 +165,5 @@ def test_missing_binary_fails_with_the_install_hint_on_ci_or_not(
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
-    with pytest.raises(pytest.fail.Exception, match="apt-get install -y prometheus"):
+    with pytest.raises(ServerError, match="apt-get install -y prometheus"):
         require_binary("no-such-server-binary")

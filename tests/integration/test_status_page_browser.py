@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from harness.servers import PrometheusServer, require_binary
 from tests.integration import dataset
 from tests.integration.conftest import GATEWAY_MODES, gateway_environment
-from tests.integration.servers import PrometheusServer, require_binary
 from tests.page_text import read_page, visible_text
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ import pytest
 
 from exporter import __version__
 from exporter.cli import LISTEN_BACKLOG, configure_logging
+from harness.servers import free_port
 from tests.conftest import make_settings
 from tests.exporter_client import run_command
 from tests.fake_prometheus import FakePrometheus
-from tests.integration.servers import free_port
 
 
 def test_version_is_printed() -> None:

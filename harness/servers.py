@@ -1,4 +1,4 @@
-"""Real Prometheus and VictoriaMetrics servers, loaded with fixed samples, for integration tests.
+"""Child processes, and real Prometheus and VictoriaMetrics servers loaded with fixed samples.
 
 Each server is a child process listening on 127.0.0.1 only, with its data, config and log in a
 work directory given by the caller. Both servers receive the same samples rounded to whole
@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Self
-
-import pytest
 
 INSTALL_HINT = "apt-get install -y prometheus victoria-metrics"
 
@@ -59,7 +57,7 @@ _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ServerError(RuntimeError):
-    """A test server did not start, or did not load its samples."""
+    """A server is not installed, did not start, or did not load its samples."""
 
 
 @dataclass(frozen=True)
@@ -73,13 +71,13 @@ class Sample:
 
 
 def require_binary(name: str, install_hint: str = INSTALL_HINT) -> str:
-    """Absolute path of an installed server binary; fails the test otherwise.
+    """Absolute path of an installed binary; ServerError, with how to install it, otherwise.
 
-    Never a skip: a test that did not run against its real server must not look green.
+    An error, never a skip: a test that did not run against its real server must not look green.
     """
     found = shutil.which(name)
     if found is None:
-        pytest.fail(f"{name} is not installed; install it with: {install_hint}", pytrace=False)
+        raise ServerError(f"{name} is not installed; install it with: {install_hint}")
     return os.path.abspath(found)
 
 

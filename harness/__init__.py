@@ -1,0 +1,5 @@
+"""Processes for the tests, the benchmarks and the soak run, not part of the product.
+
+`harness.servers` starts child processes (real Prometheus, VictoriaMetrics, the exporter)
+on 127.0.0.1, waits for them within bounds and stops each by its own PID.
+"""

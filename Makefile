@@ -18,11 +18,11 @@ deploy-sync:
 	EXPORTER_CATALOG= .venv/bin/summary-exporter rules --window 5m \
 		> deploy/prometheus/rules/summary-exporter.rules.yml
 
-# Benchmarks, not part of `make test`: every figure a ratio measured side by side in one run
-# (docs/benchmarks.md says how). `bench` writes docs/benchmarks.md in about 18 min;
-# `bench-quick` is the regression guard (about 6 min): non-zero exit when a ratio misses its
-# goal. They need prometheus, promtool and wrk (apt-get install prometheus wrk), `bench`
-# valgrind too, and a venv with the package and its test extras (`make test` makes .venv).
+# Benchmarks, not part of `make test`: refresh against the slowest query, queries reaching
+# Prometheus against clients, memory and start-up, serving against a bare aiohttp app.
+# `bench` writes docs/benchmarks.md (about 8 min); `bench-quick` is the regression guard (about
+# 2 min): fewer series, shorter runs, exit 1 when a figure misses its goal. They need
+# prometheus, promtool and wrk (apt-get install prometheus wrk) and the venv `make test` makes.
 BENCH_PYTHON ?= .venv/bin/python
 
 bench:

@@ -1,6 +1,5 @@
-"""Benchmarks of summary-exporter: serving, refresh, load on Prometheus, memory and start.
+"""Benchmarks of summary-exporter: refresh, load on Prometheus, memory and start-up, serving.
 
-`python -m benchmarks` runs them all and writes docs/benchmarks.md; `--quick` is the short
-regression guard behind `make bench-quick`. Every figure is a ratio measured side by side in
-one run, because the machines are shared and absolute numbers drift from run to run.
+`python -m benchmarks` runs them and writes docs/benchmarks.md (`make bench`); `--quick` is
+the short regression guard behind `make bench-quick`.
 """

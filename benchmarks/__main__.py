@@ -1,8 +1,7 @@
-"""Runs the benchmarks: `python -m benchmarks [--quick] [--output FILE] [--tree NAME=PATH]`.
+"""Runs the benchmarks: `python -m benchmarks [--quick] [--output FILE]`.
 
-The full run writes its report (machine, commands, date, every figure with its goal) to
---output; `--quick` is the regression guard: a short run of benchmarks 1 to 3 that exits 1 when
-a ratio misses its goal.
+Writes the report (machine, command, every figure with its goal) to --output, prints the
+checks, and exits 1 when a figure misses its goal: with --quick, the regression guard.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import argparse
 import importlib.metadata
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,166 +18,102 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import data, instructions, load, memory, refresh, serving
-from benchmarks.common import REPO, BenchError, Check, Section, require, table, verdict
+from benchmarks import data, load, memory, refresh, serving
+from benchmarks.common import INSTALL_HINT, BenchError, Section, table, verdict
+from harness.servers import ServerError, require_binary
 
-WINDOW = "5m"
-WINDOW_S = 300.0
-# Load on Prometheus: a short interval, so that a phase holds many refresh cycles.
-LOAD_INTERVAL_S = 2.0
+WINDOW_S = 300.0  # the shipped EXPORTER_WINDOW, 5m
+LOAD_INTERVAL_S = 2.0  # a short refresh interval: many refreshes in each load phase
 
 
 def _first_line(argv: Sequence[str]) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    return (done.stdout or done.stderr).strip().splitlines()[0]
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    return (done.stdout or done.stderr or "\n").splitlines()[0].strip()
 
 
 def machine() -> list[list[object]]:
-    cpu = next(
-        (
-            line.partition(":")[2].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    head = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "exporter"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    ).stdout.strip()
-    load1, load5, _ = os.getloadavg()
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+    changed = _first_line([*git, "status", "--porcelain", "--", "exporter"])
     return [
-        ["CPUs (nproc)", len(os.sched_getaffinity(0))],
-        ["CPU model", cpu],
-        ["memory", f"{mem_kib / 1024 / 1024:.1f} GiB"],
-        ["kernel", platform.release()],
+        ["CPUs", f"{os.cpu_count()}, shared with others running test suites during the run"],
+        ["CPU model", cpuinfo.partition("model name")[2].partition(":")[2].split("\n")[0].strip()],
         ["Python", platform.python_version()],
-        ["aiohttp", _version("aiohttp")],
-        ["uvloop", _version("uvloop")],
-        ["Prometheus", _first_line([require("prometheus"), "--version"])],
-        ["wrk", _first_line([require("wrk"), "-v"])],
-        ["valgrind", _first_line(["valgrind", "--version"]) if shutil.which("valgrind") else "-"],
-        ["exporter", f"{head}" + (" with uncommitted changes in exporter/" if dirty else "")],
-        ["load average at start (1, 5 min)", f"{load1:.2f}, {load5:.2f}"],
+        ["aiohttp", importlib.metadata.version("aiohttp")],
+        ["Prometheus", _first_line([require_binary("prometheus"), "--version"])],
+        ["wrk", _first_line([require_binary("wrk", INSTALL_HINT), "-v"])],
+        [
+            "exporter/ as of commit",
+            _first_line([*git, "log", "-1", "--format=%h", "--", "exporter"])
+            + (" with uncommitted changes" if changed else ""),
+        ],
+        ["load average at start (1, 5 min)", "{:.2f}, {:.2f}".format(*os.getloadavg()[:2])],
     ]
 
 
-def run(quick: bool, trees: dict[str, Path], workdir: Path) -> list[Section]:
-    tiers = (100, 10_000) if quick else (100, 10_000, 100_000)
-    rounds = 3 if quick else 5
-    sections: list[Section] = []
-    figures: list[refresh.Figures] = []
-    touched: dict[int, dict[str, int]] = {}
-    rewrites: list[load.Rewrite] = []
-    memories: list[memory.TierMemory] = []
-    starts: list[memory.Start] = []
-    loaded: memory.UnderLoad | None = None
-    grafana: tuple[int, float, int] | None = None
+def run(quick: bool, workdir: Path) -> list[Section]:
+    # The dataset as it is (a few hundred series), then copies of it.
+    sizes = (1, 10_000) if quick else (1, 10_000, 100_000)
+    refresh_rounds = 5 if quick else 10
+    tiers: list[refresh.Tier] = []
+    memories: dict[int, tuple[float, float]] = {}
 
     def per_tier(tier: data.Tier) -> None:
         url = tier.prometheus.url
-        figures.append(refresh.measure(url, tier.series, rounds=rounds))
-        at = time.time()
-        touched[tier.series] = load.samples_touched(url, figures[-1].queries, at)
-        rewrites.extend(load.try_rewrites(url, tier.series, WINDOW, at))
-        if not quick:
-            memories.append(
-                memory.at_tier(url, workdir / "memory", tier.series, interval=5, refreshes=3)
-            )
+        tiers.append(refresh.measure(url, tier.series, rounds=refresh_rounds))
+        memories[tier.series] = memory.at_tier(url, workdir / "memory", tier.series, interval=5)
 
-    # The smallest tier serves benchmarks 1, 3 and 4 as well: its data must outlive them.
-    small = data.start_tier(tiers[0], workdir / "prometheus-small", window_s=WINDOW_S, live_s=900)
-    try:
+    # The smallest tier serves every benchmark: its data outlives them all.
+    small = data.start_tier(sizes[0], workdir / "small", window_s=WINDOW_S, live_s=1200)
+    with small.prometheus:
         url = small.prometheus.url
-        sections.append(serving.run(url, workdir / "serving", quick=quick, trees=trees))
-        if not quick:
-            sections.append(instructions.run(url, workdir / "instructions"))
-        phases = load.query_rate(
+        served = serving.run(
+            url,
+            workdir / "serving",
+            processes=3 if quick else 4,
+            rounds=8 if quick else 20,
+            seconds=1,
+        )
+        asked = load.run(
             small.prometheus,
             workdir / "load",
-            clients=(1, 100, 1000),
-            seconds=10 if quick else 30,
+            clients=(1, 100) if quick else (1, 100, 1000),
+            seconds=10 if quick else 20,
             interval=LOAD_INTERVAL_S,
         )
-        if not quick:
-            clients = 10
-            per_minute, fields = load.grafana_style(
-                small.prometheus, clients=clients, rounds=5, interval=LOAD_INTERVAL_S
-            )
-            grafana = (clients, per_minute, fields)
-            starts = memory.start_times(url, workdir / "start", repeats=3)
-            loaded = memory.under_load(url, workdir / "memory", connections=1000, seconds=10)
+        starts = memory.start_times(url, workdir / "memory", repeats=3 if quick else 5)
+        loaded = memory.under_load(url, workdir / "memory", connections=1000, seconds=5)
         per_tier(small)
-    finally:
-        small.prometheus.stop()
-    for series in tiers[1:]:
-        tier = data.start_tier(
-            series, workdir / f"prometheus-{series}", window_s=WINDOW_S, live_s=300
-        )
-        try:
+    for size in sizes[1:]:
+        tier = data.start_tier(size, workdir / f"{size}", window_s=WINDOW_S, live_s=300)
+        with tier.prometheus:
             per_tier(tier)
-        finally:
-            tier.prometheus.stop()
-    sections.append(refresh.section(figures, rounds))
-    rate = load.rate_section(phases, LOAD_INTERVAL_S, grafana)
-    rate.add(
-        "Samples Prometheus touches per refresh (stats=all, totalQueryableSamples, summed "
-        "over the refresh's distinct queries at one instant; the five heaviest queries at the "
-        "largest tier):"
-    )
-    rate.add(load.samples_table(touched, WINDOW))
-    rate.add(
-        "Catalog rewrites tried for fewer samples, kept only if no number changes (same "
-        "instant, same data; values as Prometheus returns them):"
-    )
-    rate.add(load.rewrites_table(rewrites))
-    sections.append(rate)
-    if loaded is not None:
-        sections.append(memory.section(starts, loaded, memories))
-    return sections
+    return [
+        refresh.section(tiers, refresh_rounds),
+        asked,
+        memory.section(starts, loaded, memories),
+        served,
+    ]
 
 
-def report(sections: Sequence[Section], facts: list[list[object]], took: float, date: str) -> str:
-    checks: list[Check] = [c for s in sections for c in s.checks]
+def report(sections: Sequence[Section], facts: list[list[object]], took: float) -> str:
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    checks = [c for s in sections for c in s.checks]
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` on {date}, in {took / 60:.1f} min. Every figure is a ratio "
-        "measured side by side in this one run: the machines are shared and noisy, so absolute "
-        "numbers move from run to run while the ratios hold. Goals and verdicts are in the "
-        "first table; how each figure is measured is told in its section.",
-        "",
-        "## Machine",
-        "",
-        table(["", ""], facts),
-        "",
-        "## Commands",
-        "",
-        "```sh",
-        "make bench        # everything (about 18 min); writes this file:",
-        "                  # python -m benchmarks --output docs/benchmarks.md",
-        "make bench-quick  # the regression guard (about 6 min): benchmarks 1-3, short;",
-        "                  # exits 1 when a ratio misses its goal: python -m benchmarks --quick",
-        "python -m benchmarks --tree NAME=PATH  # also measure the exporter package under PATH",
-        "```",
+        f"Written by `make bench` (`python -m benchmarks --output docs/benchmarks.md`) on "
+        f"{date}, in {took / 60:.1f} min. The machine has 2 cores and was shared with others "
+        "running test suites at the same time: absolute numbers move from run to run, so every "
+        "comparison is measured side by side in this one run. `make bench-quick` "
+        "(`python -m benchmarks --quick`, a few minutes) measures the same figures on fewer "
+        "series and for less time, and exits 1 when one misses its goal.",
         "",
         "Data: the gateway metrics of tests/integration/dataset.py (its busy phase), moved to "
-        "the present and multiplied to 115, 10,005 and 100,050 series (replicas; more routes, "
-        "models and providers), one sample per series every 15 s from 5.5 min before the run "
-        "to a few minutes after it, backfilled with promtool into Prometheus by the "
-        "integration harness (tests/integration/servers.py). Everything listens on 127.0.0.1.",
+        "the present, as they are and multiplied to about 10,000 and 100,000 series (replicas; "
+        "more routes, models and providers), one sample per series every 15 s, backfilled with "
+        "promtool into a real Prometheus (harness/servers.py). Everything listens on 127.0.0.1; "
+        "the exporter runs with its shipped settings.",
         "",
         "## Results",
         "",
@@ -193,6 +127,7 @@ def report(sections: Sequence[Section], facts: list[list[object]], took: float, 
         lines += [f"## {section.title}", ""]
         for part in section.body:
             lines += [part, ""]
+    lines += ["## Machine", "", table(["", ""], facts), ""]
     return "\n".join(lines)
 
 
@@ -200,44 +135,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the short regression guard")
     parser.add_argument("--output", type=Path, help="write the report (Markdown) here")
-    parser.add_argument(
-        "--tree",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="also serve /summary from the exporter package in PATH/exporter (repeatable)",
-    )
     arguments = parser.parse_args(argv)
-    trees = {}
-    for item in arguments.tree:
-        name, _, path = item.partition("=")
-        trees[name] = Path(path).resolve()
-    # valgrind counts instructions per request (1b), in the full run only.
-    full_only = () if arguments.quick else ("valgrind", "callgrind_control")
-    for binary in ("prometheus", "promtool", "wrk", *full_only):
-        require(binary)
-    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    facts = machine()
+    # The figures are for the shipped settings, not for this shell's EXPORTER_*.
+    for name in [name for name in os.environ if name.startswith("EXPORTER_")]:
+        del os.environ[name]
     started = time.monotonic()
     try:
+        facts = machine()
         with tempfile.TemporaryDirectory(prefix="summary-exporter-bench-") as workdir:
-            sections = run(arguments.quick, trees, Path(workdir))
-    except BenchError as error:
+            sections = run(arguments.quick, Path(workdir))
+    except (BenchError, ServerError) as error:
         print(f"benchmarks: {error}", file=sys.stderr)
         return 2
     took = time.monotonic() - started
-    load1, load5, _ = os.getloadavg()
-    facts.append(["load average at end (1, 5 min)", f"{load1:.2f}, {load5:.2f}"])
-    text = report(sections, facts, took, date)
+    facts.append(["load average at end (1, 5 min)", "{:.2f}, {:.2f}".format(*os.getloadavg()[:2])])
     if arguments.output is not None:
-        arguments.output.parent.mkdir(parents=True, exist_ok=True)
-        arguments.output.write_text(text)
+        arguments.output.write_text(report(sections, facts, took))
     checks = [c for s in sections for c in s.checks]
-    failed = [c for c in checks if not c.passed]
     for c in checks:
         print(f"{verdict(c.passed).strip('*'):5} {c.name}: {c.measured} (goal {c.goal})")
-    print(f"{len(checks) - len(failed)} of {len(checks)} goals met in {took:.0f} s")
-    return 1 if arguments.quick and failed else 0
+    failed = sum(not c.passed for c in checks)
+    print(f"{len(checks) - failed} of {len(checks)} goals met in {took:.0f} s")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

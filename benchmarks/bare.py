@@ -1,6 +1,6 @@
-"""A bare aiohttp app serving fixed bytes at /summary: the ceiling the exporter is held to.
+"""A bare aiohttp app serving fixed bytes at /summary: what the exporter is held against.
 
-Usage: python -m benchmarks.bare PORT BODY_FILE BACKLOG
+Usage: python -m benchmarks.bare PORT BODY_FILE
 """
 
 from __future__ import annotations
@@ -10,31 +10,26 @@ from pathlib import Path
 
 from aiohttp import web
 
-from benchmarks.common import HOST
+from exporter.cli import LISTEN_BACKLOG
 
 
 def create_app(body: bytes) -> web.Application:
     async def summary(request: web.Request) -> web.Response:
-        # The same response object the exporter builds: bytes with a JSON content type.
         return web.Response(body=body, content_type="application/json")
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/summary", summary)
-    app.router.add_get("/healthz", healthz)
     return app
 
 
 def main(argv: list[str]) -> int:
-    port, body_file, backlog = int(argv[0]), Path(argv[1]), int(argv[2])
-    # No access log and the same listen backlog, as the exporter runs (see cli.serve).
+    port, body_file = int(argv[0]), Path(argv[1])
+    # Run as the exporter runs (exporter/cli.py): the same backlog, no access log.
     web.run_app(
         create_app(body_file.read_bytes()),
-        host=HOST,
+        host="127.0.0.1",
         port=port,
-        backlog=backlog,
+        backlog=LISTEN_BACKLOG,
         access_log=None,
         print=None,
     )

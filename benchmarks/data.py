@@ -1,12 +1,10 @@
-"""The gateway's metrics near the current time, scaled to N series, on a real Prometheus.
+"""The gateway's metrics around the present, scaled to N series, on a real Prometheus.
 
-The background snapshot is evaluated at the current time, so the data must be there: this
-takes the busy phase of the integration dataset (tests/integration/dataset.py: every metric,
-counters growing, gauges set), moves it so that it covers the present, and multiplies it.
-Copy 0 is the dataset itself; copy i adds a replica (`instance`) and, except on the
+The background snapshot is evaluated now, so the data must cover now: this takes the busy
+phase of tests/integration/dataset.py (every metric, counters growing, gauges set), moves it
+to the present and multiplies it. Copy i adds a replica (`instance`) and, except on the
 self-test series the catalog excludes, suffixes path, model, provider, table, endpoint and
 cache name with `-i`: more routes, models and providers, as a larger gateway fleet has.
-The harness (tests/integration/servers.py) backfills it with promtool and starts Prometheus.
 """
 
 from __future__ import annotations
@@ -27,13 +25,9 @@ _IDENTITY_LABELS = ("path", "model", "provider", "table", "endpoint", "cache_nam
 
 @dataclass(frozen=True)
 class Tier:
-    """A Prometheus holding `series` series of the gateway, live until `live_until`."""
+    """A Prometheus holding `series` series of the gateway."""
 
-    requested: int
     series: int
-    samples: int
-    backfill_s: float
-    live_until: float
     prometheus: PrometheusServer
 
 
@@ -82,15 +76,6 @@ def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[li
 
 def start_tier(series: int, workdir: Path, *, window_s: float, live_s: float) -> Tier:
     """Backfills a new Prometheus with the gateway at about `series` series and starts it."""
-    started = time.perf_counter()
     # One step more than the window, so that the first refresh already sees a full window.
     samples, count = gateway_samples(series, history_s=window_s + 2 * dataset.STEP, live_s=live_s)
-    prometheus = PrometheusServer.start(samples, workdir)
-    return Tier(
-        requested=series,
-        series=count,
-        samples=len(samples),
-        backfill_s=time.perf_counter() - started,
-        live_until=time.time() + live_s,
-        prometheus=prometheus,
-    )
+    return Tier(count, PrometheusServer.start(samples, workdir))

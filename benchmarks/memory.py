@@ -1,163 +1,109 @@
-"""4. Memory and start: RSS idle, under load and across series counts; time to serve.
+"""(c) Memory and start-up: RSS idle, under load and across series counts; time to serve.
 
-RSS is the exporter process' VmRSS (resident now) and VmHWM (its peak), from /proc.
+RSS is the exporter process' VmRSS (resident now) and VmHWM (its peak so far), from /proc.
 """
 
 from __future__ import annotations
 
-import threading
+import statistics
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import (
-    Exporter,
-    Section,
-    WrkResult,
-    describe_errors,
-    median,
-    ratio,
-    table,
-    wrk,
-)
-from harness.servers import wait_for
+from benchmarks.common import Section, ratio, start_exporter, table, wait_until_fresh, wrk
 
 LIMIT_MIB = 80.0
-# Flat: the largest tier's RSS within 10 % of the smallest's.
+# Flat: RSS at the largest tier within 10 % of RSS at the smallest.
 FLAT = 1.10
+# deploy/kubernetes probes liveness after 5 s (initialDelaySeconds).
+START_LIMIT_S = 5.0
 
 
-def _mib(kib: int) -> float:
-    return kib / 1024
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MiB."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-@dataclass(frozen=True)
-class Start:
-    healthy_s: float
-    fresh_s: float
-
-
-def start_times(url: str, workdir: Path, repeats: int) -> list[Start]:
-    """From spawning the process to the first 200 /healthz, and to the first fresh snapshot."""
+def start_times(url: str, workdir: Path, repeats: int) -> list[tuple[float, float]]:
+    """Seconds from spawning `python -m exporter serve` to the first 200 on /readyz (polled
+    every 50 ms), and to the first fresh /summary (polled every 5 ms)."""
     starts = []
     for turn in range(repeats):
-        with Exporter(url, workdir, name=f"exporter-start-{turn}") as exporter:
-            starts.append(Start(exporter.healthy_after, exporter.fresh_after))
+        spawned = time.perf_counter()
+        with start_exporter(url, workdir / f"start-{turn}") as exporter:
+            ready = time.perf_counter() - spawned
+            wait_until_fresh(exporter, interval=0.005)
+            starts.append((ready, time.perf_counter() - spawned))
     return starts
 
 
 @dataclass(frozen=True)
 class UnderLoad:
-    idle_kib: int
-    peak_kib: int  # the highest VmRSS sampled while wrk ran
-    hwm_kib: int
-    after_kib: int
-    run: WrkResult
+    connections: int
+    requests: int
+    errors: int
+    idle_mib: float
+    peak_mib: float  # VmHWM after the load: the highest RSS the process ever had
 
 
 def under_load(url: str, workdir: Path, *, connections: int, seconds: float) -> UnderLoad:
-    with Exporter(url, workdir, name="exporter-memory") as exporter:
-        # Settled: imports done, first refresh done, its garbage collected.
-        time.sleep(2)
-        idle = exporter.memory_kib()[0]
-        runs: list[WrkResult] = []
-        load = threading.Thread(
-            target=lambda: runs.append(wrk(exporter.url + "/summary", connections, seconds))
-        )
-        load.start()
-        samples = [idle]
-        # Sampled every 0.1 s while wrk runs; bounded by the run's length plus a margin.
-        for _ in range(int((seconds + 30) / 0.1)):
-            if not load.is_alive():
-                break
-            samples.append(exporter.memory_kib()[0])
-            time.sleep(0.1)
-        load.join(timeout=60)
-        after, hwm = exporter.memory_kib()
-        return UnderLoad(idle, max(samples), hwm, after, runs[0])
+    with start_exporter(url, workdir / "under-load") as exporter:
+        wait_until_fresh(exporter)
+        time.sleep(1)  # the first refresh's garbage collected
+        idle = rss_mib(exporter.pid)[0]
+        run = wrk(exporter.url + "/summary", connections, seconds)
+        return UnderLoad(connections, run.requests, run.errors, idle, rss_mib(exporter.pid)[1])
 
 
-@dataclass(frozen=True)
-class TierMemory:
-    series: int
-    rss_kib: int
-    hwm_kib: int
-    refreshes: int
-    mean_refresh_s: float
-    nulls: int
+def at_tier(url: str, workdir: Path, series: int, *, interval: float) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of the exporter on a tier's Prometheus after three refreshes."""
+    with start_exporter(url, workdir / f"tier-{series}", interval=interval) as exporter:
+        wait_until_fresh(exporter)
+        time.sleep(2 * interval)
+        return rss_mib(exporter.pid)
 
 
-def at_tier(url: str, workdir: Path, series: int, *, interval: float, refreshes: int) -> TierMemory:
-    """The exporter on a tier's Prometheus after a few refreshes, as a real process."""
-    with Exporter(url, workdir, name=f"exporter-{series}", interval=interval) as exporter:
-        wait_for(lambda: exporter.refreshes()[0] >= refreshes, interval * (refreshes + 2), 0.2)
-        done, total = exporter.refreshes()
-        nulls = len(exporter.summary()["nulls"])
-        rss, hwm = exporter.memory_kib()
-        return TierMemory(series, rss, hwm, done, total / max(done, 1), nulls)
-
-
-def section(starts: Sequence[Start], load: UnderLoad, tiers: Sequence[TierMemory]) -> Section:
-    result = Section("4. Memory and start")
+def section(
+    starts: list[tuple[float, float]], load: UnderLoad, tiers: dict[int, tuple[float, float]]
+) -> Section:
+    result = Section("Memory and start-up")
+    ready = statistics.median(ready for ready, _ in starts)
+    fresh = statistics.median(fresh for _, fresh in starts)
     result.add(
-        f"Time from spawning `python -m exporter serve` (115 series upstream) to the first "
-        f"200 on /healthz and to the first fresh /summary, polled every 5 ms; median of "
-        f"{len(starts)}."
-    )
-    healthy = median([s.healthy_s for s in starts])
-    fresh = median([s.fresh_s for s in starts])
-    result.add(
-        table(
-            ["first /healthz", "first fresh snapshot"],
-            [[f"{healthy * 1000:.0f} ms", f"{fresh * 1000:.0f} ms"]],
-        )
+        f"Start-up: from spawning `python -m exporter serve` (on the smallest tier) to the "
+        f"first 200 on /readyz, polled every 50 ms, and to the first fresh /summary, polled "
+        f"every 5 ms; median of {len(starts)} starts: {ready * 1000:.0f} ms and "
+        f"{fresh * 1000:.0f} ms."
     )
     result.add(
-        f"RSS (MiB): idle {_mib(load.idle_kib):.1f}; under wrk with {load.run.requests:,} "
-        f"requests on 1,000 connections: highest sample {_mib(load.peak_kib):.1f}, VmHWM "
-        f"{_mib(load.hwm_kib):.1f}; after {_mib(load.after_kib):.1f}."
+        f"RSS idle, after the first refresh: {load.idle_mib:.1f} MiB; its peak (VmHWM) after "
+        f"wrk sent {load.requests:,} requests on {load.connections:,} connections: "
+        f"{load.peak_mib:.1f} MiB, with {load.errors} errors. Across series counts, after "
+        f"three refreshes:"
     )
-    rows = [
-        [
-            f"{t.series:,}",
-            f"{_mib(t.rss_kib):.1f}",
-            f"{_mib(t.hwm_kib):.1f}",
-            t.refreshes,
-            f"{t.mean_refresh_s * 1000:.0f}",
-            t.nulls,
-        ]
-        for t in tiers
-    ]
-    result.add(
-        "Across series counts, the exporter as a process after its refreshes (the refresh "
-        "time is its own histogram's mean, a cross-check of section 2; null fields show the "
-        "snapshot is real):"
-    )
-    result.add(
-        table(
-            ["series", "VmRSS MiB", "VmHWM MiB", "refreshes", "mean refresh ms", "null fields"],
-            rows,
-        )
-    )
-    peak = max([load.hwm_kib, *(t.hwm_kib for t in tiers)])
+    rows = [[f"{n:,}", f"{rss:.1f}", f"{hwm:.1f}"] for n, (rss, hwm) in tiers.items()]
+    result.add(table(["series", "VmRSS MiB", "VmHWM MiB"], rows))
+    limit = f"≤ {START_LIMIT_S:g} s (the liveness probe's delay)"
+    result.check("start-up: first /readyz", f"{ready:.2f} s", limit, ready <= START_LIMIT_S)
+    result.check("start-up: first fresh /summary", f"{fresh:.2f} s", limit, fresh <= START_LIMIT_S)
+    peak = max(load.peak_mib, *(hwm for _, hwm in tiers.values()))
     result.check(
-        "RSS, highest (idle, load, all tiers)",
-        f"{_mib(peak):.1f} MiB",
+        "RSS, peak (idle, load, every tier)",
+        f"{peak:.1f} MiB",
         f"< {LIMIT_MIB:.0f} MiB",
-        _mib(peak) < LIMIT_MIB,
+        peak < LIMIT_MIB,
     )
-    growth = tiers[-1].rss_kib / tiers[0].rss_kib
+    smallest, largest = min(tiers), max(tiers)
+    growth = tiers[largest][0] / tiers[smallest][0]
     result.check(
-        f"RSS at {tiers[-1].series:,} / at {tiers[0].series:,} series",
+        f"RSS at {largest:,} / at {smallest:,} series",
         ratio(growth),
         f"≤ {ratio(FLAT)} (flat)",
         growth <= FLAT,
     )
-    result.check(
-        "errors under load (1,000 connections)",
-        describe_errors(load.run.errors),
-        "0",
-        load.run.errors.total() == 0,
-    )
+    errors = f"errors under load ({load.connections:,} connections)"
+    result.check(errors, str(load.errors), "0", load.errors == 0)
     return result

@@ -144,7 +144,7 @@ class ChildProcess:
             )
 
 
-class _ServerProcess(ChildProcess):
+class ServerProcess(ChildProcess):
     """A server child process: started once it answers its readiness path; signals."""
 
     def __init__(
@@ -192,7 +192,7 @@ class _ServerProcess(ChildProcess):
         raise ServerError(f"{self.argv[0]} {problem}; end of {self.log}:\n{self.log_tail()}")
 
 
-class PrometheusServer(_ServerProcess):
+class PrometheusServer(ServerProcess):
     """Prometheus on a TSDB backfilled with the samples, logging every query it runs."""
 
     def __init__(self, argv: Sequence[str], port: int, workdir: Path, query_log: Path) -> None:
@@ -262,7 +262,7 @@ class PrometheusServer(_ServerProcess):
         self._process = self._spawn()
 
 
-class VictoriaMetricsServer(_ServerProcess):
+class VictoriaMetricsServer(ServerProcess):
     """Single-node VictoriaMetrics holding the samples."""
 
     @classmethod
@@ -329,7 +329,7 @@ class VictoriaMetricsServer(_ServerProcess):
             )
 
 
-class ScrapeTarget(_ServerProcess):
+class ScrapeTarget(ServerProcess):
     """A program serving Prometheus metrics on 127.0.0.1 (`python -m MODULE --port N`),
     ready once /metrics answers; pause() and resume() stop and restart it."""
 
@@ -345,7 +345,7 @@ class ScrapeTarget(_ServerProcess):
         return self.url.removeprefix("http://")
 
 
-class ExporterProcess(_ServerProcess):
+class ExporterProcess(ServerProcess):
     """`python -m exporter serve` as a user starts it, on 127.0.0.1, with given variables."""
 
     @classmethod

@@ -17,7 +17,7 @@ from prometheus_api_client import PrometheusConnect
 from benchmarks.common import Section, median, query_label, ratio, table
 from exporter.catalog import load_catalog
 from exporter.durations import format_duration
-from exporter.prometheus import QueryResult, Upstream
+from exporter.prometheus import QueryResult, ReadBudget, Upstream
 from exporter.refresher import Evaluator, Refresher
 from exporter.settings import Settings
 from exporter.upstream import session_for, upstream_for
@@ -33,10 +33,10 @@ class TimedUpstream:
         self.display_url = upstream.display_url
         self.latencies: dict[str, float] = {}
 
-    async def query(self, promql: str, at: float) -> QueryResult:
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
         started = time.perf_counter()
         try:
-            return await self._upstream.query(promql, at)
+            return await self._upstream.query(promql, at, budget)
         finally:
             self.latencies[promql] = time.perf_counter() - started
 
@@ -88,7 +88,11 @@ async def _measure(url: str, series: int, rounds: int) -> Figures:
         def refresher(concurrency: int) -> Refresher:
             return Refresher(
                 Evaluator(
-                    catalog, timed, max_concurrency=concurrency, limits=settings.table_limits
+                    catalog,
+                    timed,
+                    max_concurrency=concurrency,
+                    limits=settings.table_limits,
+                    max_bytes=settings.max_refresh_bytes,
                 ),
                 window=format_duration(settings.window_ms),
                 interval=settings.refresh_interval,
@@ -118,7 +122,7 @@ async def _measure(url: str, series: int, rounds: int) -> Figures:
             figures.scripts.append(await asyncio.to_thread(_user_script, url, queries, at))
         for promql in queries:
             started = time.perf_counter()
-            await timed.query(promql, at)
+            await timed.query(promql, at, ReadBudget(settings.max_refresh_bytes))
             figures.alone[promql] = time.perf_counter() - started
     return figures
 

@@ -243,6 +243,7 @@ async def _snapshot(prometheus_url: str) -> Snapshot:
             window="5m",
             max_concurrency=8,
             limits=Settings(_env_prefix="BENCHMARK_UNUSED_").table_limits,  # type: ignore[call-arg]
+            max_bytes=1 << 24,
         )
 
 

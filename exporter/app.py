@@ -23,7 +23,14 @@ from exporter.health import Health, Status, assess, liveness
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
 from exporter.parameters import parse_flag, parse_time, parse_window, single
-from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
+from exporter.refresher import (
+    Evaluator,
+    OnDemand,
+    OnDemandBudget,
+    Refresher,
+    RefreshOutcome,
+    grid_instant,
+)
 from exporter.responses import JSON, Handler, json_errors, json_response, no_route
 from exporter.settings import Settings, redact_url
 from exporter.snapshot import EncodedDocument, Snapshot, explain
@@ -243,9 +250,12 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             client,
             max_concurrency=settings.max_concurrent_queries,
             limits=settings.table_limits,
+            max_bytes=settings.max_refresh_bytes,
         )
         # An app-owned registry, never the global one: two apps in one process stay apart.
-        registry = CollectorRegistry(auto_describe=False)
+        # Its collectors describe nothing (the catalog decides the names), and `name[]` filters
+        # their samples.
+        registry = CollectorRegistry(auto_describe=False, support_collectors_without_names=True)
         refresh_metrics, cached = RefreshMetrics(), app[CACHED_SUMMARY]
 
         def on_refresh(outcome: RefreshOutcome) -> None:
@@ -262,14 +272,21 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         registry.register(refresh_metrics)
         registry.register(SummaryCollector(catalog, refresher))
         registry.register(EnvironmentCollector(app[ENVIRONMENT]))
-        app[SPARKLINES] = Sparklines(catalog, client, retry_after=settings.refresh_interval)
+        budget = OnDemandBudget(settings.on_demand_per_minute)
+        app[SPARKLINES] = Sparklines(
+            catalog,
+            client,
+            retry_after=settings.refresh_interval,
+            max_bytes=settings.max_refresh_bytes,
+            admit=budget.spend,
+        )
         app[SERVICES] = Services(
             refresher=refresher,
             on_demand=OnDemand(
                 evaluator,
                 cache_size=settings.on_demand_cache_size,
                 max_concurrent=settings.max_concurrent_on_demand,
-                per_minute=settings.on_demand_per_minute,
+                budget=budget,
             ),
             registry=registry,
             metrics_handler=make_aiohttp_handler(registry),

@@ -144,6 +144,7 @@ async def collect(arguments: argparse.Namespace, settings: Settings) -> Report:
             max_concurrency=settings.max_concurrent_queries,
             max_response_bytes=settings.max_response_bytes,
             limits=settings.table_limits,
+            max_refresh_bytes=settings.max_refresh_bytes,
         )
     # The exporter's own endpoint token, when it has one, from the same variable it reads.
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
@@ -219,6 +220,7 @@ async def from_prometheus(
     max_concurrency: int,
     max_response_bytes: int,
     limits: TableLimits,
+    max_refresh_bytes: int,
     selector: str = "",
 ) -> Report:
     """The catalog evaluated against Prometheus at one instant, and the checks judged here."""
@@ -234,7 +236,13 @@ async def from_prometheus(
             timeout=query_timeout,
             max_response_bytes=max_response_bytes,
         )
-        evaluator = Evaluator(catalog, client, max_concurrency=max_concurrency, limits=limits)
+        evaluator = Evaluator(
+            catalog,
+            client,
+            max_concurrency=max_concurrency,
+            limits=limits,
+            max_bytes=max_refresh_bytes,
+        )
         snapshot = await evaluator(instant, window, "on_demand")
     if not snapshot.reached_upstream:
         errors = snapshot.errors()

@@ -36,12 +36,19 @@ class Evaluator:
     """Evaluates the whole catalog at one instant, within a deadline."""
 
     def __init__(
-        self, catalog: Catalog, client: Upstream, *, max_concurrency: int, limits: TableLimits
+        self,
+        catalog: Catalog,
+        client: Upstream,
+        *,
+        max_concurrency: int,
+        limits: TableLimits,
+        max_bytes: int,
     ) -> None:
         self.catalog = catalog
         self.client = client
         self._max_concurrency = max_concurrency
         self._limits = limits
+        self._max_bytes = max_bytes
 
     async def __call__(self, at: float, window: str, source: Source) -> Snapshot:
         return await evaluate(
@@ -51,6 +58,7 @@ class Evaluator:
             window=window,
             max_concurrency=self._max_concurrency,
             limits=self._limits,
+            max_bytes=self._max_bytes,
             source=source,
         )
 
@@ -148,6 +156,24 @@ def _all_failed(evaluator: Evaluator, at: float, window: str, interval: float) -
     return Snapshot(instant=at, window=window, fields=fields, upstream=evaluator.client.display_url)
 
 
+class OnDemandBudget:
+    """Evaluations on request a minute (EXPORTER_ON_DEMAND_PER_MINUTE), whatever asks for
+    them: an on-demand summary is one, and so is a set of the status page's sparklines."""
+
+    def __init__(self, per_minute: int, monotonic: Clock = time.monotonic) -> None:
+        self._bucket = TokenBucket(per_minute, monotonic)
+
+    def spend(self) -> None:
+        """Takes one evaluation, or raises Busy saying when there will be one again."""
+        wait = self._bucket.take()
+        if wait > 0:
+            raise Busy(
+                f"the on-demand budget of {self._bucket.per_minute} evaluations a minute is"
+                " spent; retry",
+                retry_after=math.ceil(wait),
+            )
+
+
 class OnDemand:
     """Snapshots for a requested window or instant: cached, single-flighted, bounded.
 
@@ -161,18 +187,17 @@ class OnDemand:
         *,
         cache_size: int,
         max_concurrent: int,
-        per_minute: int = 60,
+        budget: OnDemandBudget,
         monotonic: Clock = time.monotonic,
     ) -> None:
         self._evaluate_at = evaluate_at
-        self._budget = TokenBucket(per_minute, monotonic)
         # A snapshot with failed queries is not kept: the next request asks again.
         self._snapshots: SingleFlightCache[tuple[float, int], Snapshot] = SingleFlightCache(
             size=cache_size,
             max_concurrent=max_concurrent,
             what="on-demand summaries",
             keep=lambda snapshot: 0 if snapshot.errors() else math.inf,
-            admit=self._spend_budget,
+            admit=budget.spend,
             clock=monotonic,
         )
 
@@ -181,15 +206,6 @@ class OnDemand:
             (at, parse_duration(window)), lambda: self._evaluate_at(at, window, "on_demand")
         )
         return snapshot if snapshot.window == window else replace(snapshot, window=window)
-
-    def _spend_budget(self) -> None:
-        wait = self._budget.take()
-        if wait > 0:
-            raise Busy(
-                f"the on-demand budget of {self._budget.per_minute} summaries a minute is"
-                " spent; retry",
-                retry_after=math.ceil(wait),
-            )
 
 
 class TokenBucket:

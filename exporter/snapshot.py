@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldSpec, Kind
 from exporter.errors import UpstreamError
-from exporter.prometheus import QueryResult, Sample, Upstream
-from exporter.settings import TableLimits
+from exporter.prometheus import QueryResult, ReadBudget, Sample, Upstream, bounded_warnings
+from exporter.settings import TableLimits, default
 from exporter.strict_json import encode
 
 # A table's cell: a number, a label's value, or null.
@@ -29,6 +29,10 @@ FieldKey = tuple[str, str]
 Source = Literal["background", "on_demand"]
 # How a value relates to the true one when it is not exact: only a lower bound of it.
 AT_LEAST = "at_least"
+# Label values come from the upstream and become list items, table rows and cells in
+# documents and label values in /metrics: a longer one is left out, never cut (two cut values
+# could become one). How many are kept is EXPORTER_MAX_ENTITIES.
+LABEL_LENGTH_LIMIT = 128
 
 
 @dataclass(frozen=True)
@@ -334,12 +338,15 @@ def shape(
     *,
     existence: Existence | None = None,
     lower_bound: QueryResult | UpstreamError | None = None,
+    max_entities: int | None = None,
 ) -> FieldValue:
     """One query's answer as a field value; never a number Prometheus did not give.
 
     `existence` tells a count that is empty because nothing happened (0) from one whose
-    metrics do not exist (null); `lower_bound` is the answer of the field's lower-bound query.
+    metrics do not exist (null); `lower_bound` is the answer of the field's lower-bound query;
+    a labels field keeps `max_entities` label values (EXPORTER_MAX_ENTITIES by default).
     """
+    max_entities = max_entities or default("max_entities")
     for failed in (outcome, lower_bound):
         if isinstance(failed, UpstreamError):
             return FieldValue(None, at, reason=f"query failed: {failed}", error=failed)
@@ -349,7 +356,12 @@ def shape(
     ranked: list[tuple[str, float]] = []
     if spec.kind is Kind.LABELS:
         assert spec.label is not None  # the catalog guarantees a label for kind labels
-        ranked = rank(samples, spec.label)
+        everyone = rank(samples, spec.label)
+        ranked = everyone[:max_entities]
+        warnings += _left_out(_too_long(samples, spec.label), _too_long_why(spec.label))
+        warnings += _left_out(
+            len(everyone) - len(ranked), f"beyond the first {max_entities} (EXPORTER_MAX_ENTITIES)"
+        )
         if ranked:
             return FieldValue(
                 [name for name, _ in ranked], at, series=tuple(ranked), warnings=warnings
@@ -381,9 +393,22 @@ def _number(value: float, count: bool) -> tuple[int | float, None] | tuple[None,
 
 def rank(samples: Iterable[Sample], label: str, descending: bool = True) -> list[tuple[str, float]]:
     """(value of `label`, value) of the finite samples, in the order of their values (highest
-    first unless not `descending`), ties by name: the only place ties are broken."""
-    finite = [(s.labels.get(label, ""), s.value) for s in samples if math.isfinite(s.value)]
+    first unless not `descending`), ties by name: the only place ties are broken. A label
+    value longer than LABEL_LENGTH_LIMIT is left out (`_too_long` counts them)."""
+    finite = [
+        (name, s.value)
+        for s in samples
+        if math.isfinite(s.value) and len(name := s.labels.get(label, "")) <= LABEL_LENGTH_LIMIT
+    ]
     return sorted(finite, key=lambda pair: (-pair[1] if descending else pair[1], pair[0]))
+
+
+def _too_long(samples: Iterable[Sample], label: str) -> int:
+    return sum(1 for s in samples if len(s.labels.get(label, "")) > LABEL_LENGTH_LIMIT)
+
+
+def _too_long_why(label: str) -> str:
+    return f"a {label} longer than {LABEL_LENGTH_LIMIT} characters"
 
 
 def shape_table(
@@ -406,11 +431,12 @@ def shape_table(
             return FieldValue(None, at, reason=f"query failed: {outcome}", error=outcome)
     assert isinstance(rows, QueryResult)  # every failure returned above
     answers = {name: answer for name, answer in columns.items() if isinstance(answer, QueryResult)}
-    warnings = tuple(
-        dict.fromkeys(w for answer in (rows, *answers.values()) for w in answer.warnings)
-    )
+    told = dict.fromkeys(w for answer in (rows, *answers.values()) for w in answer.warnings)
+    # As many as of one answer, however many columns the table has.
+    warnings = bounded_warnings(list(told))
     assert spec.label is not None  # the catalog guarantees the entity label of a table
     key = spec.label
+    warnings += _left_out(_too_long(rows.samples, key), _too_long_why(key))
     entities = list(
         dict.fromkeys(name for name, _ in rank(rows.samples, key, spec.order != "ascending"))
     )
@@ -458,6 +484,8 @@ def _cell(
     if column.kind is ColumnKind.LABEL:
         assert column.label is not None  # the catalog guarantees it for label columns
         text = sample.labels.get(column.label)
+        if text and len(text) > LABEL_LENGTH_LIMIT:
+            return None, f"its {_too_long_why(column.label)[2:]}"
         return (text, None) if text else (None, f"the answer has no {column.label} label")
     return _number(sample.value, column.kind is ColumnKind.INTEGER)
 
@@ -489,6 +517,10 @@ def _empty(
     return FieldValue(None, at, reason=spec.when_empty, warnings=warnings)
 
 
+def _left_out(count: int, why: str) -> tuple[str, ...]:
+    return (f"{count} series left out: {why}",) if count else ()
+
+
 def explain_zero_denominators(
     catalog: Catalog, fields: dict[FieldKey, FieldValue]
 ) -> dict[FieldKey, FieldValue]:
@@ -517,19 +549,24 @@ async def evaluate(
     window: str,
     max_concurrency: int,
     limits: TableLimits,
+    max_bytes: int,
     source: Source = "background",
 ) -> Snapshot:
     """Ask every catalog query at the one instant `at`, each PromQL once: the fields (a
     table's rows and columns), their lower-bound queries, the query checks and what their
-    details name, and which of the metrics they read exist."""
+    details name, and which of the metrics they read exist.
+
+    The answers take at most `max_bytes` together (EXPORTER_MAX_REFRESH_BYTES).
+    """
     gate = asyncio.Semaphore(max_concurrency)
+    budget = ReadBudget(max_bytes)
 
     async def ask(promql: str) -> QueryResult | UpstreamError:
         async with gate:
             try:
-                return await client.query(promql, at)
+                return await client.query(promql, at, budget)
             except UpstreamError as error:
-                return error
+                return error.detached()
 
     distinct = catalog.queries(window)
     answers = dict(zip(distinct, await asyncio.gather(*(ask(q) for q in distinct)), strict=True))
@@ -553,6 +590,7 @@ async def evaluate(
             at,
             existence=existence,
             lower_bound=None if bound is None else answers[bound],
+            max_entities=limits.max_entities,
         )
 
     fields = {(domain, name): field(spec) for domain, name, spec in catalog.fields()}

@@ -26,13 +26,19 @@ from exporter.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from exporter.prometheus import Credentials, PrometheusClient, QueryResult, RangeSeries
+from exporter.prometheus import (
+    Credentials,
+    PrometheusClient,
+    QueryResult,
+    RangeSeries,
+    ReadBudget,
+)
 from exporter.settings import Settings, redact_url
 
 log = logging.getLogger("exporter.upstream")
 
 # Rejections that say "this server cannot answer now", not "this query is wrong".
-_TRANSIENT_ERROR_TYPES = frozenset({"unavailable", "timeout"})
+_TRANSIENT_REASONS = frozenset({"unavailable", "timeout"})
 # What aiohttp's writer sets only when it first writes: until then, class defaults.
 _ATTRIBUTES_SET_ON_WRITE = ("buffer_size", "output_size", "length", "chunked", "_eof", "_compress")
 
@@ -83,7 +89,7 @@ class BasicAuth:
 def fails_over(error: UpstreamError) -> bool:
     """Whether another upstream may answer: never for errors of the query itself."""
     if isinstance(error, QueryRejected):
-        return error.error_type in _TRANSIENT_ERROR_TYPES
+        return error.reason in _TRANSIENT_REASONS
     return isinstance(error, UpstreamUnreachable | UpstreamTimeout | InvalidResponse)
 
 
@@ -97,13 +103,15 @@ class FailoverClient:
         self._preferred = 0
         self.display_url = ", ".join(client.display_url for client in clients)
 
-    async def query(self, promql: str, at: float) -> QueryResult:
-        return await self._first_answer(lambda client: client.query(promql, at))
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
+        return await self._first_answer(lambda client: client.query(promql, at, budget))
 
     async def query_range(
-        self, promql: str, start: float, end: float, step: float
+        self, promql: str, start: float, end: float, step: float, budget: ReadBudget
     ) -> tuple[RangeSeries, ...]:
-        return await self._first_answer(lambda client: client.query_range(promql, start, end, step))
+        return await self._first_answer(
+            lambda client: client.query_range(promql, start, end, step, budget)
+        )
 
     async def _first_answer(self, ask: Callable[[PrometheusClient], Awaitable[T]]) -> T:
         failure: UpstreamError | None = None
@@ -114,7 +122,7 @@ class FailoverClient:
             except UpstreamError as error:
                 if not fails_over(error):
                     raise
-                failure = error
+                failure = error.detached()
                 continue
             self._preferred = index
             return result

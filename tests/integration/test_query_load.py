@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
+import time
 from typing import Any
 
 import pytest
@@ -31,9 +33,18 @@ INJECTIONS = [
 ]
 
 
-def logged_queries(server: PrometheusServer) -> list[str]:
+def logged(server: PrometheusServer) -> list[dict[str, Any]]:
+    """The parameters of every query Prometheus has run, from its query log."""
     lines = server.query_log.read_text().splitlines() if server.query_log.exists() else []
-    return [json.loads(line)["params"]["query"] for line in lines if line.strip()]
+    return [json.loads(line)["params"] for line in lines if line.strip()]
+
+
+def logged_queries(server: PrometheusServer) -> list[str]:
+    return [params["query"] for params in logged(server)]
+
+
+def range_queries(server: PrometheusServer) -> int:
+    return sum(1 for params in logged(server) if params["step"] > 0)
 
 
 async def test_no_request_string_ever_reaches_promql(
@@ -81,3 +92,31 @@ async def test_a_flood_of_distinct_windows_makes_a_bounded_number_of_queries(
     assert statuses.count(200) <= per_minute + 1  # a token may come back during the flood
     assert queries <= (per_minute + 1) * distinct_per_summary
     assert queries == statuses.count(200) * distinct_per_summary
+
+
+async def test_status_pages_spend_the_on_demand_budget_for_their_sparklines(
+    start_exporter: Any, prometheus: PrometheusServer
+) -> None:
+    per_minute = 60
+    client = await started(start_exporter, prometheus.url, on_demand_per_minute=per_minute)
+    before, started_at = range_queries(prometheus), time.monotonic()
+    pages: list[tuple[int, str]] = []
+    # Pages at 20 instants in turn, three times: more instants than sets of sparklines are
+    # kept, so that each turn would fetch them all again.
+    for n in [*range(20)] * 3:
+        response = await client.get("/", params={"time": str(dataset.BUSY_AT - n), "window": "30d"})
+        pages.append((response.status, await response.text()))
+    asked = range_queries(prometheus) - before
+    # One evaluation of the budget for each page's summary (kept), and one for each new set of
+    # sparklines (4 range queries): what is left after 20 summaries, and what came back since.
+    came_back = math.ceil((time.monotonic() - started_at) * per_minute / 60)
+    assert asked <= 4 * (per_minute + came_back - 20)
+    assert {status for status, _ in pages} == {200}
+    assert any("Sparklines skipped: the on-demand budget" in text for _, text in pages)
+    # With the budget spent, the live page is still drawn, without asking for its sparklines.
+    page = await client.get("/")
+    assert page.status == 200
+    assert "Sparklines skipped: the on-demand budget of 60 evaluations a minute" in (
+        await page.text()
+    )
+    assert range_queries(prometheus) - before == asked

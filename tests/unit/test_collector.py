@@ -58,7 +58,9 @@ def test_refresh_durations_fall_in_the_first_bucket_at_or_above_them() -> None:
 def test_query_errors_and_answers_are_counted_by_their_labels() -> None:
     metrics = RefreshMetrics()
     timeout = UpstreamTimeout("http://a", "slow")
-    metrics.observe(outcome(0.1, {"http": timeout, "models": QueryRejected("u", "bad_data", "x")}))
+    metrics.observe(
+        outcome(0.1, {"http": timeout, "models": QueryRejected("u", "bad_data", "x", status=400)})
+    )
     metrics.observe(outcome(0.1, {"http": timeout}))
     registry = registry_with(metrics)
 
@@ -92,7 +94,7 @@ def test_help_says_over_the_window_only_for_fields_whose_query_uses_it(
     catalog: Catalog, prometheus_client: PrometheusClient
 ) -> None:
     refresher = Refresher(
-        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS),
+        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS, max_bytes=1 << 20),
         window="1h",
         interval=15,
         max_staleness=150,

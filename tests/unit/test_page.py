@@ -218,3 +218,13 @@ def test_a_table_shows_its_rows_entities_in_order_and_a_check_who_is_behind_it(
     text = visible_text(page_of(catalog, snapshot))
     assert "by_provider groq, openai" in text
     assert "open: groq" in text
+
+
+def test_sparklines_skipped_for_the_budget_are_said_once(catalog: Catalog) -> None:
+    reason = "skipped: the on-demand budget of 60 evaluations a minute is spent; retry"
+    skipped = replace(line((), reason=reason), skipped=True)
+    page = page_of(catalog, snapshot_of(catalog), sparklines=(skipped, skipped, skipped))
+    text = visible_text(page)
+    assert "<svg" not in page
+    assert text.count("Sparklines skipped:") == 1
+    assert "the on-demand budget of 60 evaluations a minute is spent" in text

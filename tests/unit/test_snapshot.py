@@ -14,6 +14,7 @@ from exporter.errors import QueryRejected, UpstreamUnreachable
 from exporter.prometheus import QueryResult, Sample
 from exporter.snapshot import (
     AT_LEAST,
+    LABEL_LENGTH_LIMIT,
     Existence,
     FieldValue,
     Snapshot,
@@ -89,13 +90,32 @@ def test_labels_are_listed_most_first_with_ties_by_name() -> None:
     assert field.series == (("m2", 120), ("m1", 80), ("m3", 80), ("m0", 5))
 
 
+def test_labels_keep_max_entities_and_say_how_many_were_left_out() -> None:
+    labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
+    field = shape(labels, answer(*range(1_000)), AT, max_entities=50)
+    assert field.value == [f"m{i}" for i in range(999, 949, -1)]
+    assert len(field.series) == 50
+    assert field.warnings == ("950 series left out: beyond the first 50 (EXPORTER_MAX_ENTITIES)",)
+
+
+def test_a_label_value_longer_than_128_characters_is_left_out_saying_so() -> None:
+    labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
+    samples = (Sample({"model": "m" * 129}, 9.0), Sample({"model": "m" * 128}, 1.0))
+    field = shape(labels, QueryResult(samples, ("a warning",)), AT)
+    assert field.value == ["m" * LABEL_LENGTH_LIMIT]
+    assert field.warnings == (
+        "a warning",
+        "1 series left out: a model longer than 128 characters",
+    )
+
+
 def test_no_labels_is_an_empty_list_when_no_series_means_none() -> None:
     labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
     assert shape(labels, answer(), AT).value == []
 
 
 def test_a_failed_query_is_null_with_what_the_upstream_said() -> None:
-    error = QueryRejected("http://prom", "bad_data", "parse error at char 4")
+    error = QueryRejected("http://prom", "bad_data", "parse error at char 4", status=400)
     field = shape(spec(), error, AT)
     assert field.value is None
     assert field.reason == "query failed: http://prom: bad_data: parse error at char 4"
@@ -155,7 +175,7 @@ def test_without_knowing_which_metrics_exist_an_empty_count_is_a_failure_not_zer
 def test_a_value_whose_lower_bound_query_answers_is_marked_at_least() -> None:
     assert shape(spec(), answer(5000), AT, lower_bound=answer(1)).bound == AT_LEAST
     assert shape(spec(), answer(750), AT, lower_bound=answer()).bound is None
-    error = QueryRejected("http://prom", "bad_data", "parse error")
+    error = QueryRejected("http://prom", "bad_data", "parse error", status=400)
     failed = shape(spec(), answer(5000), AT, lower_bound=error)
     assert (failed.value, failed.error) == (None, error)
 

@@ -349,7 +349,7 @@ def test_several_series_for_one_cell_are_null_not_summed() -> None:
 
 
 def test_a_failed_query_fails_the_whole_table_and_the_last_one_is_kept_stale() -> None:
-    error = QueryRejected("http://prom", "bad_data", "parse error")
+    error = QueryRejected("http://prom", "bad_data", "parse error", status=400)
     failed = table(rows(("a", 1)), columns() | {"breaker": error})
     assert (failed.value, failed.error) == (None, error)
     good = table(rows(("a", 1)))
@@ -404,7 +404,7 @@ def test_each_column_is_a_gauge_family_labelled_by_the_entity_in_base_units(
         ),
     )
     refresher = Refresher(
-        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS),
+        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS, max_bytes=1 << 20),
         window="5m",
         interval=15,
         max_staleness=150,

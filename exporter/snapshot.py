@@ -93,6 +93,9 @@ class Snapshot:
     # Series (under the selector) with a sample within the lookback, per metric the catalog
     # reads; empty when that question failed.
     sources: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # When this attempt reached no upstream: the data instant of the attempt before it, so that
+    # the age of the newest data keeps growing through an outage (set by carry_over).
+    last_data_instant: float | None = None
     # Encoded documents by domain selection, around the age: serving costs a clock read.
     _encoded: dict[tuple[str, ...] | None, EncodedDocument] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -108,10 +111,12 @@ class Snapshot:
 
     @property
     def data_instant(self) -> float:
-        """The instant of the newest value: this attempt's, unless nothing came back from it."""
-        if self.reached_upstream:
+        """The instant of the newest data from the upstream: this attempt's when it answered,
+        else the last one's that did, whether its values are still served or have turned null;
+        the first attempt's when none has been answered yet."""
+        if self.reached_upstream or self.last_data_instant is None:
             return self.instant
-        return max((f.evaluated_at for f in self.fields.values() if f.stale), default=self.instant)
+        return self.last_data_instant
 
     def errors(self) -> list[tuple[str, UpstreamError]]:
         """(domain, error) for every field whose query failed in this attempt."""
@@ -205,8 +210,7 @@ class Snapshot:
             head, _, tail = encode(document | {"age_seconds": _AGE_MARK}).partition(
                 encode(_AGE_MARK)
             )
-            # Without stale fields, the data instant is this attempt's own.
-            encoded = self._encoded[selection] = EncodedDocument(head, tail, self.instant)
+            encoded = self._encoded[selection] = EncodedDocument(head, tail, self.data_instant)
         return encoded
 
 
@@ -627,6 +631,8 @@ def carry_over(previous: Snapshot | None, latest: Snapshot, max_staleness: float
     """
     if previous is None:
         return latest
+    if not latest.reached_upstream:
+        latest = replace(latest, last_data_instant=previous.data_instant)
     fields = dict(latest.fields)
     for key, field in latest.fields.items():
         before = previous.fields.get(key)

@@ -264,6 +264,28 @@ def test_when_nothing_came_back_the_document_keeps_the_old_instant_and_ages() ->
     assert document["upstream"]["up"] is False
 
 
+def test_the_age_keeps_growing_after_stale_fields_have_turned_null() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    snapshot = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    for minutes in range(1, 6):  # past max_staleness from the third minute on
+        failed = FieldValue(None, AT + 60 * minutes, "failed", error=error)
+        snapshot = carry_over(
+            snapshot, _snapshot(AT + 60 * minutes, {("http", "x"): failed}), max_staleness=150
+        )
+    document = snapshot.document(now=AT + 301)
+    assert document["metrics"]["http"]["x"] is None
+    assert document["stale_fields"] == {}
+    assert document["timestamp"] == format_instant(AT)
+    assert document["age_seconds"] == 301
+
+
+def test_before_any_answer_the_age_counts_from_the_first_attempt() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    first = _snapshot(AT, {("http", "x"): FieldValue(None, AT, "failed", error=error)})
+    later = _snapshot(AT + 60, {("http", "x"): FieldValue(None, AT + 60, "failed", error=error)})
+    assert carry_over(first, later, max_staleness=150).document(now=AT + 61)["age_seconds"] == 61
+
+
 def test_encoded_bytes_are_the_document_with_the_age_of_the_moment() -> None:
     snapshot = _snapshot(
         AT, {("http", "x"): FieldValue(5, AT), ("db", "y"): FieldValue(None, AT, "r")}

@@ -32,7 +32,14 @@ from exporter.matchers import selector_argument
 from exporter.parameters import parse_time, parse_window
 from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator
-from exporter.settings import Settings, TableLimits, default, load_settings, redact_url
+from exporter.settings import (
+    Settings,
+    TableLimits,
+    default,
+    load_settings,
+    redact_url,
+    url_problem,
+)
 from exporter.snapshot import explain
 
 EXIT_CODES = {"ok": 0, "degraded": 1, "critical": 2}
@@ -67,12 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--url",
+        type=_url,
         help="a running exporter (default: http://127.0.0.1 on $EXPORTER_PORT, or on"
         f" {default('port')})",
     )
     source.add_argument(
         "--prometheus",
         metavar="URL",
+        type=_url,
         help="ask this Prometheus directly: the catalog is evaluated and judged here, with"
         " APP_ENV and TESTING from this shell",
     )
@@ -100,6 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _url(text: str) -> str:
+    problem = url_problem(text.rstrip("/"))
+    if problem is not None:
+        # Not repeated: a URL may carry a password.
+        raise argparse.ArgumentTypeError(f"the URL {problem}")
+    return text
 
 
 def instant_argument(text: str) -> float:

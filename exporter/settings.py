@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     Field,
@@ -87,13 +87,17 @@ class Settings(BaseSettings):
     @field_validator("prometheus_url")
     @classmethod
     def _http_urls(cls, value: str) -> str:
+        # No message repeats a URL: what is wrong with it may be where its password is.
         urls = [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
         if not urls:
             raise ValueError("must name at least one URL")
-        for url in urls:
-            problem = _url_problem(url)
+        for position, url in enumerate(urls, 1):
+            problem = url_problem(url)
             if problem:
-                raise ValueError(f"{redact_url(url)} {problem}")
+                which = "the URL" if len(urls) == 1 else f"URL {position} of {len(urls)}"
+                # A comma in a password splits the URL in two, neither of them with an "@".
+                hint = f"; {PERCENT_ENCODE}" if "@" in value and "@" not in url else ""
+                raise ValueError(f"{which} {problem}{hint}")
         return ",".join(urls)
 
     @field_validator(*_FILES, mode="before")
@@ -155,14 +159,11 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: str) -> str:
-        for origin in _split(value):
-            parts = urlsplit(origin)
-            extra = parts.path or parts.query or parts.fragment or "@" in parts.netloc
-            if _url_problem(origin) or extra:
-                shown = redact_url(origin)[:80]
+        for position, origin in enumerate(_split(value), 1):
+            if url_problem(origin) or urlsplit(origin).path or "@" in origin:
                 raise ValueError(
-                    f"{shown!r} is not a browser origin such as https://grafana.example.com"
-                    " (a scheme, a host and optionally a port)"
+                    f"origin {position} is not a browser origin such as"
+                    " https://grafana.example.com (a scheme, a host and optionally a port)"
                 )
         return value
 
@@ -231,15 +232,30 @@ class TableLimits:
         return self.max_entities, f"{ENV_PREFIX}MAX_ENTITIES"
 
 
-def _url_problem(url: str) -> str | None:
-    """What keeps `url` from being an http(s) URL with a host and a valid port, if anything."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "is not an http:// or https:// URL with a host"
+PERCENT_ENCODE = (
+    "reserved characters in a user name or password must be percent-encoded"
+    " (/ as %2F, ? as %3F, # as %23, @ as %40, : as %3A, a comma as %2C)"
+)
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps `url` from being an http(s) URL with a host, a valid port and at most a
+    path after it, if anything; in words that never repeat the URL or a part of it."""
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
     except ValueError:
-        return "has an invalid port"
+        if "@" in url:
+            return f"cannot be read: {PERCENT_ENCODE}"
+        return "has an invalid port or host"
+    if "@" in url and "@" not in parts.netloc:
+        # A reserved character in the password ended the host part early: the rest of the
+        # password was read as a path, a query or a fragment.
+        return f"cannot be read: {PERCENT_ENCODE}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL with a host"
+    if parts.query or parts.fragment:
+        return "has a query or a fragment; only a path may follow the host"
     return None
 
 
@@ -253,10 +269,15 @@ def default(name: str) -> Any:
 
 
 def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    """`url` as it may be shown: its scheme, host, port and path, never a user name, a
+    password, a query or a fragment, however it is written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that cannot be read, not shown)"
+    if "@" in url and "@" not in parts.netloc:
+        return "(a URL that cannot be read, not shown)"  # see url_problem
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def load_settings() -> Settings:

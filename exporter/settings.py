@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     prometheus_url: str = "http://localhost:9090"
     host: str = "0.0.0.0"
     port: int = Field(default=9199, ge=1, le=65535)
-    refresh_interval: float = Field(default=15.0, gt=0, le=86_400)
+    # At least a second: each refresh asks every catalog query, and Prometheus' data does
+    # not change faster than its scrapes, which are seconds apart.
+    refresh_interval: float = Field(default=15.0, ge=1, le=86_400)
     query_timeout: float = Field(default=5.0, gt=0, le=3_600)
     max_staleness: float | None = Field(default=None, gt=0)
     max_window: str = "30d"  # before `window`, whose validator compares with it

@@ -93,6 +93,7 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         ("PROMETHEUS_URL", "localhost:9090"),
         ("CATALOG", "/nonexistent"),
         ("REFRESH_INTERVAL", "0"),
+        ("REFRESH_INTERVAL", "0.5"),
         ("QUERY_TIMEOUT", "-1"),
         ("LOG_FORMAT", "xml"),
         ("TOP_MODELS", "0"),

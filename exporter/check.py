@@ -267,7 +267,7 @@ async def from_prometheus(
         raise Unreachable(f"cannot reach Prometheus: {cause}")
     # Just evaluated, so there is no snapshot age to judge.
     health = assess(catalog, snapshot, environment, as_of=instant, max_staleness=None)
-    summary = snapshot.document(time.time(), about=said_with(catalog, snapshot, about(environment)))
+    summary = snapshot.document(time.time(), about=said_with(snapshot, about(environment)))
     summary["explain"] = explain(catalog, snapshot)
     return Report(f"{shown} (Prometheus)", summary, health.document() | about(environment))
 

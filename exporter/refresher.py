@@ -33,7 +33,8 @@ class RefreshOutcome:
 
 
 class Evaluator:
-    """Evaluates the whole catalog at one instant, within a deadline."""
+    """Evaluates the whole catalog at one instant, within a deadline; `catalog` is the one in
+    force, replaced when its file is reloaded."""
 
     def __init__(
         self,
@@ -124,7 +125,7 @@ class Refresher:
             domain, name = keys[0]
             # A query-specific error (bad_data, execution) hits one field: show its PromQL.
             promql = (
-                self._evaluator.catalog.domains[domain].fields[name].render(self.window)
+                latest.catalog.domains[domain].fields[name].render(self.window)
                 if len(keys) == 1
                 else ""
             )
@@ -153,7 +154,13 @@ def _all_failed(evaluator: Evaluator, at: float, window: str, interval: float) -
         (domain, name): FieldValue(None, at, reason=f"query failed: {error}", error=error)
         for domain, name, _ in evaluator.catalog.fields()
     }
-    return Snapshot(instant=at, window=window, fields=fields, upstream=evaluator.client.display_url)
+    return Snapshot(
+        instant=at,
+        window=window,
+        fields=fields,
+        upstream=evaluator.client.display_url,
+        catalog=evaluator.catalog,
+    )
 
 
 class OnDemandBudget:
@@ -200,6 +207,10 @@ class OnDemand:
             admit=budget.spend,
             clock=monotonic,
         )
+
+    def forget(self) -> None:
+        """Drops the snapshots kept, e.g. those of a catalog no longer in force."""
+        self._snapshots.clear()
 
     async def get(self, at: float, window: str) -> Snapshot:
         snapshot = await self._snapshots.get(

@@ -82,6 +82,7 @@ class Snapshot:
     window: str
     fields: Mapping[FieldKey, FieldValue]
     upstream: str
+    catalog: Catalog  # the one evaluated: what the fields mean and how they were asked
     source: Source = "background"
     # Which upstream answered how many of this attempt's queries (failover shows here).
     answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
@@ -607,6 +608,7 @@ async def evaluate(
         window=window,
         fields=explain_zero_denominators(catalog, fields),
         upstream=client.display_url,
+        catalog=catalog,
         source=source,
         answered_by=dict(answered_by),
         checks={

@@ -64,7 +64,6 @@ class Sparklines:
 
     def __init__(
         self,
-        catalog: Catalog,
         client: RangeUpstream,
         *,
         retry_after: float,
@@ -76,11 +75,6 @@ class Sparklines:
     ) -> None:
         """`max_bytes` bounds the answers of one set together; `admit` spends the on-demand
         budget for a new set, or raises Busy."""
-        self._specs = [
-            (domain, name, spec)
-            for domain, name in SPARKLINE_FIELDS
-            if (spec := catalog.field(f"{domain}.{name}")) is not None
-        ]
         self._client = client
         self._max_bytes = max_bytes
         self._drawn: SingleFlightCache[tuple[float, int], tuple[Sparkline, ...]] = (
@@ -94,23 +88,22 @@ class Sparklines:
             )
         )
 
-    async def get(self, at: float, window: str) -> tuple[Sparkline, ...]:
+    def forget(self) -> None:
+        """Drops the sets kept, e.g. those of a catalog no longer in force."""
+        self._drawn.clear()
+
+    async def get(self, catalog: Catalog, at: float, window: str) -> tuple[Sparkline, ...]:
+        """The sparklines of `catalog`'s fields (those it has) over the hour before `at`."""
+        lines = _empty(catalog, at, window)
         try:
-            return await self._drawn.get(
-                (at, parse_duration(window)), lambda: self._fetch(at, window)
-            )
+            return await self._drawn.get((at, parse_duration(window)), lambda: self._fetch(lines))
         except Busy as busy:
             reason = f"skipped: {busy}"
-            lines = self._empty(at, window)
             return tuple(replace(line, reason=reason, skipped=True) for line in lines)
 
-    async def _fetch(self, at: float, window: str) -> tuple[Sparkline, ...]:
+    async def _fetch(self, lines: list[Sparkline]) -> tuple[Sparkline, ...]:
         budget = ReadBudget(self._max_bytes)
-        lines = self._empty(at, window)
         return tuple(await asyncio.gather(*(self._line(line, budget) for line in lines)))
-
-    def _empty(self, at: float, window: str) -> list[Sparkline]:
-        return [_blank(domain, name, spec, at, window) for domain, name, spec in self._specs]
 
     async def _line(self, line: Sparkline, budget: ReadBudget) -> Sparkline:
         try:
@@ -129,6 +122,14 @@ class Sparklines:
         if not points:
             return replace(line, reason="no data in the last hour")
         return replace(line, points=points)
+
+
+def _empty(catalog: Catalog, at: float, window: str) -> list[Sparkline]:
+    return [
+        _blank(domain, name, spec, at, window)
+        for domain, name in SPARKLINE_FIELDS
+        if (spec := catalog.field(f"{domain}.{name}")) is not None
+    ]
 
 
 def _blank(domain: str, name: str, spec: FieldSpec, at: float, window: str) -> Sparkline:

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from exporter.catalog import Catalog
+from exporter.catalog import Catalog, load_catalog
 from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryCollector
 from exporter.environment import Environment
 from exporter.errors import QueryRejected, UpstreamError, UpstreamTimeout
@@ -26,7 +26,12 @@ def outcome(duration: float, errors: dict[str, UpstreamError] | None = None) -> 
         for index, (domain, error) in enumerate((errors or {}).items())
     }
     snapshot = Snapshot(
-        instant=AT, window="5m", fields=fields, upstream="u", answered_by={"http://a": 27}
+        instant=AT,
+        window="5m",
+        fields=fields,
+        upstream="u",
+        catalog=load_catalog(),
+        answered_by={"http://a": 27},
     )
     return RefreshOutcome(snapshot, duration)
 

@@ -25,7 +25,12 @@ def snapshot_of(catalog: Catalog, source: Source = "background") -> Snapshot:
         for domain, name, spec in catalog.fields()
     }
     return Snapshot(
-        instant=AT, window="5m", fields=fields, upstream="http://prom:9090", source=source
+        instant=AT,
+        window="5m",
+        fields=fields,
+        upstream="http://prom:9090",
+        catalog=catalog,
+        source=source,
     )
 
 

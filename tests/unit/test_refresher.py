@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.catalog import Catalog
+from exporter.catalog import Catalog, load_catalog
 from exporter.errors import Busy
 from exporter.refresher import (
     Evaluator,
@@ -68,7 +68,9 @@ async def test_failures_are_logged_once_per_change_not_once_per_refresh(
 
 
 def _snapshot(at: float, window: str, source: Source) -> Snapshot:
-    return Snapshot(instant=at, window=window, fields={}, upstream="u", source=source)
+    return Snapshot(
+        instant=at, window=window, fields={}, upstream="u", catalog=load_catalog(), source=source
+    )
 
 
 async def test_on_demand_cache_is_bounded_in_entries() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.catalog import Catalog, FieldSpec, Kind, Unit
+from exporter.catalog import Catalog, FieldSpec, Kind, Unit, load_catalog
 from exporter.errors import QueryRejected, UpstreamUnreachable
 from exporter.prometheus import QueryResult, Sample
 from exporter.snapshot import (
@@ -25,6 +25,7 @@ from exporter.snapshot import (
 )
 
 AT = 1_767_225_600.0
+BUILT_IN = load_catalog()
 
 
 def spec(kind: Kind = Kind.NUMBER, **extra: object) -> FieldSpec:
@@ -219,7 +220,9 @@ def test_timestamps_are_rfc3339_utc() -> None:
 
 
 def _snapshot(at: float, fields: dict[tuple[str, str], FieldValue]) -> Snapshot:
-    return Snapshot(instant=at, window="5m", fields=fields, upstream="http://prom")
+    return Snapshot(
+        instant=at, window="5m", fields=fields, upstream="http://prom", catalog=BUILT_IN
+    )
 
 
 def test_a_failing_field_keeps_its_last_good_value_marked_stale() -> None:

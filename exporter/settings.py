@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # gauges, so they stay bounded.
     top_models: int = Field(default=10, ge=1, le=1000)
     max_entities: int = Field(default=50, ge=1, le=1000)
+    # Client connections: at most this many open (as Prometheus' --web.max-connections),
+    # fewer when the open-files limit is lower; and a connection whose first request has not
+    # come within header_timeout seconds is closed.
+    max_connections: int = Field(default=512, ge=8, le=1_000_000)
+    header_timeout: float = Field(default=5.0, gt=0, le=300)
 
     # How to reach the upstream(s).
     bearer_token: SecretStr | None = None

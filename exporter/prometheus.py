@@ -240,7 +240,9 @@ class PrometheusClient:
                 self.display_url, f"no answer within {self._timeout:g}s"
             ) from None
         except aiohttp.ClientPayloadError as error:
-            raise InvalidResponse(self.display_url, f"broken response body: {error}") from None
+            raise InvalidResponse(
+                self.display_url, f"broken response body: {shorten(str(error))}"
+            ) from None
         except aiohttp.ClientResponseError:
             raise InvalidResponse(self.display_url, "not a valid HTTP answer") from None
         except (aiohttp.ClientError, OSError) as error:

@@ -3,8 +3,9 @@
 Like Prometheus' --web.max-connections and the header timeouts of mature HTTP servers, with
 public asyncio and aiohttp interfaces only: aiohttp's request handler is an asyncio protocol,
 and each one is wrapped here in a protocol that counts it, closes it when its first request
-has not come within the header timeout, and sheds it when the limit is reached and it is the
-oldest connection that is not answering a request.
+has not come within the header timeout, and sheds it when the limit is reached: the oldest
+connection that has not sent a request yet first, then the oldest one idle between requests;
+never one answering a request.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class Connection(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._guard.requested(self)
 
     def finished(self) -> None:
         self.answering -= 1
@@ -121,15 +123,21 @@ class Connection(asyncio.Protocol):
 
 class ConnectionGuard:
     """Accepts the connections of the listening sockets and keeps them under `limit`: before
-    accepting one more, the oldest sheddable connection is closed (or, when every one is
-    answering a request, one of them must end first)."""
+    accepting one more, the oldest connection without a request yet is closed, or else the
+    oldest idle one (and when every one is answering a request, one of them must end first).
+
+    A connection that has sent a request has shown itself a client; one that has sent none is
+    what a flood of half-open connections is made of, so those go first.
+    """
 
     def __init__(self, *, limit: int, header_timeout: float) -> None:
         self.limit = limit
         self.header_timeout = header_timeout
         self._factory: Callable[[], asyncio.Protocol] | None = None
-        # Dicts keep their order: the first key is the oldest connection.
+        # Dicts keep their order: the first key is the oldest connection. Those that have not
+        # sent a request yet are also in `_silent`, so that the first of them is at hand.
         self._open: dict[Connection, None] = {}
+        self._silent: dict[Connection, None] = {}
         self._by_transport: dict[asyncio.BaseTransport, Connection] = {}
         # Sockets accepted, whether or not their connection is made yet: what counts against
         # the descriptors.
@@ -169,7 +177,9 @@ class ConnectionGuard:
     async def _make_room(self) -> None:
         while self._accepted >= self.limit:
             self._room.clear()
-            victim = next((c for c in self._open if c.sheddable), None)
+            victim = next(iter(self._silent), None) or next(
+                (c for c in self._open if c.sheddable), None
+            )
             if victim is not None:
                 self.closing("connection_limit")
                 victim.close()
@@ -177,11 +187,16 @@ class ConnectionGuard:
 
     def opened(self, connection: Connection) -> None:
         self._open[connection] = None
+        self._silent[connection] = None
         assert connection.transport is not None
         self._by_transport[connection.transport] = connection
 
+    def requested(self, connection: Connection) -> None:
+        self._silent.pop(connection, None)
+
     def closed(self, connection: Connection) -> None:
         self._open.pop(connection, None)
+        self._silent.pop(connection, None)
         if connection.transport is not None:
             self._by_transport.pop(connection.transport, None)
         self._release()
@@ -230,9 +245,11 @@ class ConnectionLog(logging.Filter):
             return True
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
-            problem = (error.message or type(error).__name__).strip().splitlines()[0]
+            # What is wrong, without what follows a colon: the offending bytes, which are the
+            # client's (a header's value, a token in a URL).
+            problem = (error.message or type(error).__name__).strip().split(":")[0][:100]
             record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg, record.args = "event=bad_request problem=%r", (problem.rstrip(":"),)
+            record.msg, record.args = "event=bad_request problem=%r", (problem,)
             record.exc_info = record.exc_text = None
         kind = (record.name, str(record.msg) + type(error).__name__)
         now = self._clock()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from exporter.server import RESERVED_DESCRIPTORS, ConnectionLog, connection_limit
 
@@ -31,6 +31,14 @@ def test_a_kind_of_connection_error_is_logged_once_a_second_with_the_count_left_
     later = record("exporter.server", kind)
     assert log.filter(later)
     assert later.getMessage() == f"{kind} (4 more like it not logged)"
+
+
+def test_a_line_too_long_is_named_without_the_bytes_of_the_line() -> None:
+    refused = LineTooLong("/summary?token=s3cret" + "a" * 9000, "8190")
+    line = record("aiohttp.server", "Error handling request from %s", refused)
+    assert ConnectionLog().filter(line)
+    assert "s3cret" not in line.getMessage()
+    assert line.getMessage() == "event=bad_request problem='Got more than 8190 bytes when reading'"
 
 
 def test_a_request_aiohttp_refused_is_one_warning_line_naming_the_problem_only() -> None:

@@ -8,14 +8,13 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
+from tests.conftest import write_catalog_with
 from tests.hostile_upstream import HostileUpstreamProcess
 from tests.integration.servers import ExporterProcess, wait_for
 
@@ -26,18 +25,6 @@ pytestmark = pytest.mark.integration
 def upstream(tmp_path: Path) -> Iterator[HostileUpstreamProcess]:
     with HostileUpstreamProcess.start(tmp_path / "upstream") as process:
         yield process
-
-
-def catalog_with(path: Path, name: str, query: str) -> None:
-    """The built-in catalog, plus a field `http.<name>` asking `query`."""
-    catalog = yaml.safe_load(resources.files("exporter").joinpath("catalog.yaml").read_text())
-    catalog["domains"]["http"]["fields"][name] = {
-        "query": query,
-        "kind": "number",
-        "unit": "count",
-        "help": "A field added by a reload.",
-    }
-    path.write_text(yaml.safe_dump(catalog))
 
 
 def gauge(exposition: str, name: str) -> float:
@@ -57,7 +44,7 @@ async def test_sighup_reloads_a_valid_catalog_at_the_next_refresh_and_keeps_it_w
     tmp_path: Path, upstream: HostileUpstreamProcess
 ) -> None:
     catalog = tmp_path / "catalog.yaml"
-    catalog_with(catalog, "probe", "vector(1)")
+    write_catalog_with(catalog, "probe", "vector(1)")
     variables = {
         "EXPORTER_PROMETHEUS_URL": upstream.url,
         "EXPORTER_CATALOG": str(catalog),
@@ -68,7 +55,7 @@ async def test_sighup_reloads_a_valid_catalog_at_the_next_refresh_and_keeps_it_w
             before = await get(session, f"{exporter.url}/metrics")
             assert gauge(before, "summary_exporter_catalog_reload_success") == 1
 
-            catalog_with(catalog, "probe_renamed", "vector(2)")
+            write_catalog_with(catalog, "probe_renamed", "vector(2)")
             exporter.signal(signal.SIGHUP)
             document: dict[str, Any] = {}
             for _ in range(40):  # the next refresh, within a second or so

@@ -41,7 +41,8 @@ class CatalogFile:
     def reload(self) -> bool:
         """Reads the file again; a valid catalog replaces the one in force."""
         try:
-            catalog = load_catalog(self.path)
+            # Bound to the same EXPORTER_SELECTOR: settings are read once, at start.
+            catalog = load_catalog(self.path, self.catalog.selector)
         except CatalogError as error:
             self.last_reload_succeeded = False
             log.error("event=catalog_reload_failed keeping=previous error=%r", str(error))

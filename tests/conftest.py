@@ -34,7 +34,7 @@ def write_catalog_with(path: Path, name: str, query: str) -> None:
         "unit": "count",
         "help": "A field of this test's own.",
     }
-    path.write_text(yaml.safe_dump(catalog))
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
 
 
 def make_settings(prometheus_url: str, **overrides: Any) -> Settings:

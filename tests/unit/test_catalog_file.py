@@ -49,3 +49,14 @@ def test_an_invalid_file_keeps_the_catalog_in_force_and_logs_why(
     [line] = [record.getMessage() for record in caplog.records]
     assert line.startswith("event=catalog_reload_failed keeping=previous error=")
     assert str(catalog_path) in line
+
+
+def test_a_reloaded_catalog_keeps_the_selector(catalog_path: Path) -> None:
+    selector = 'job="gatewayz-api-production"'
+    source = CatalogFile(load_catalog(catalog_path, selector), catalog_path)
+    write_catalog_with(catalog_path, "probe_renamed", "vector(2)")
+    assert source.reload() is True
+    assert source.catalog.selector == selector
+    requests = source.catalog.field("http.total_requests")
+    assert requests is not None
+    assert selector in requests.render("5m")

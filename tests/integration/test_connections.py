@@ -25,12 +25,6 @@ FLOOD_SECONDS = 4.0
 
 
 @pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[HostileUpstreamProcess]:
-    with HostileUpstreamProcess.start(tmp_path / "upstream") as process:
-        yield process
-
-
-@pytest.fixture
 def exporter(tmp_path: Path, upstream: HostileUpstreamProcess) -> Iterator[ExporterProcess]:
     """The exporter with a soft and hard limit of OPEN_FILES open files."""
     launcher = (

@@ -55,15 +55,9 @@ def memory_bytes(pid: int, key: str) -> int:
 
 
 @pytest.fixture
-def hostile_upstream(tmp_path: Path) -> Iterator[HostileUpstreamProcess]:
-    with HostileUpstreamProcess.start(tmp_path / "upstream") as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def exporter(tmp_path: Path, hostile_upstream: HostileUpstreamProcess) -> Iterator[ExporterProcess]:
+def exporter(tmp_path: Path, upstream: HostileUpstreamProcess) -> Iterator[ExporterProcess]:
     variables = {
-        "EXPORTER_PROMETHEUS_URL": hostile_upstream.url,
+        "EXPORTER_PROMETHEUS_URL": upstream.url,
         "EXPORTER_REFRESH_INTERVAL": "1",
         "EXPORTER_QUERY_TIMEOUT": "0.3",
         # Every request below evaluates; the budget is not what is tested here.
@@ -90,14 +84,14 @@ async def one_round(
 
 
 async def test_every_hostile_answer_keeps_memory_and_documents_bounded(
-    hostile_upstream: HostileUpstreamProcess, exporter: ExporterProcess
+    upstream: HostileUpstreamProcess, exporter: ExporterProcess
 ) -> None:
     instant = 1_767_225_600
     rss_after_pass: list[int] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         for _ in range(2):
             for mode, shows in SHOWS.items():
-                await hostile_upstream.set_mode(session, mode)
+                await upstream.set_mode(session, mode)
                 answers = await one_round(session, exporter, instant)
                 instant += len(answers)
                 for status, payload in answers:

@@ -7,7 +7,6 @@ import contextlib
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ from tests.hostile_upstream import HostileUpstreamProcess
 from tests.integration.servers import ExporterProcess, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[HostileUpstreamProcess]:
-    with HostileUpstreamProcess.start(tmp_path / "upstream") as process:
-        yield process
 
 
 def gauge(exposition: str, name: str) -> float:

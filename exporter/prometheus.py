@@ -187,7 +187,7 @@ class PrometheusClient:
         self.display_url = display_url
         self._timeout = timeout
         self._max_bytes = max_response_bytes
-        # Uncompressed answers only: a few hundred bytes each, and the cap on what is read
+        # Uncompressed answers only: 2 KB at most each, and the cap on what is read
         # then bounds what is held, which a compressed answer (a "zip bomb") would not.
         self._headers = dict(headers or {}) | {"Accept-Encoding": "identity"}
         self._credentials = credentials

@@ -21,10 +21,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
 from exporter.responses import Handler
 
@@ -133,7 +133,6 @@ class ConnectionGuard:
     def __init__(self, *, limit: int, header_timeout: float) -> None:
         self.limit = limit
         self.header_timeout = header_timeout
-        self._factory: Callable[[], asyncio.Protocol] | None = None
         # Dicts keep their order: the first key is the oldest connection. Those that have not
         # sent a request yet are also in `_silent`, so that the first of them is at hand.
         self._open: dict[Connection, None] = {}
@@ -210,7 +209,7 @@ class ConnectionGuard:
             "event=connection_closed reason=%s open=%d limit=%d", why, self.open, self.limit
         )
 
-    def middleware(self) -> Any:
+    def middleware(self) -> Middleware:
         """Marks each connection as answering while its request is handled."""
 
         @web.middleware

@@ -106,18 +106,34 @@ def _one_series(ranged: bool, **extra: Any) -> dict[str, Any]:
 
 
 def _many_series(ranged: bool) -> dict[str, Any]:
-    labels = [{"model": f"model-{n}", "provider": f"p{n}"} for n in range(600)]
+    labels = [{"model": f"model-{n}", "provider": f"p{n}"} for n in range(300)]
     if ranged:
         return _success("matrix", [{"metric": m, "values": [[0, "1"]]} for m in labels])
     return _success("vector", [{"metric": m, "value": [0, "1"]} for m in labels])
 
 
-def _most_text(ranged: bool) -> dict[str, Any]:
-    """What fits every bound on reading and keeps the most text in the document: warnings and
-    label values just within their limits, of the characters that cost most to encode."""
+@functools.cache
+def _most_text_body(labels: bool) -> bytes:
+    # One more warning and one more label value than are kept, each as long as is kept, of
+    # the character that costs most to encode (12 bytes once escaped in JSON); sent as UTF-8,
+    # so that every answer of a refresh fits in its budget.
     costly = "\U0001f600"
-    series = [{"metric": {"model": costly * 199 + str(n)}, "value": [0, str(n)]} for n in range(40)]
-    return _success("vector", series, warnings=[costly * 400 for _ in range(5)])
+    if labels:
+        series = [
+            {"metric": {"model": costly * 190 + f"{n:010d}"}, "value": [0, str(n)]}
+            for n in range(31)
+        ]
+    else:
+        series = [{"metric": {}, "value": [0, "1"]}]
+    document = _success("vector", series, warnings=[costly * 300 for _ in range(4)])
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+async def _most_text(request: web.Request, ranged: bool) -> web.StreamResponse:
+    """What fits every bound on reading and keeps the most text in the document: as many
+    warnings as are kept, and as many label values for a query of top label values."""
+    labels = "topk" in str((await request.post()).get("query", ""))
+    return web.Response(body=_most_text_body(labels), content_type="application/json")
 
 
 async def _random_error_type(request: web.Request, ranged: bool) -> web.StreamResponse:
@@ -141,7 +157,7 @@ async def _many_points(request: web.Request, ranged: bool) -> web.StreamResponse
 
 
 async def _deep_nesting(request: web.Request, ranged: bool) -> web.StreamResponse:
-    depth = 120_000
+    depth = 10_000  # far past the parser's recursion limit, and 20 KB: 33 fit in a refresh
     body = b'{"status":"success","data":' + b"[" * depth + b"]" * depth + b"}"
     return web.Response(body=body, content_type="application/json")
 
@@ -195,10 +211,10 @@ async def _never_answers(request: web.Request, ranged: bool) -> web.StreamRespon
 HOSTILE: dict[str, Answer] = {
     "oversize": _oversize,
     "declared_oversize": _declared_oversize,
-    "huge_warning": _fixed(lambda ranged: _one_series(ranged, warnings=["w" * 30_000])),
-    "many_warnings": _fixed(lambda ranged: _one_series(ranged, warnings=["w"] * 5_000)),
+    "huge_warning": _fixed(lambda ranged: _one_series(ranged, warnings=["w" * 20_000])),
+    "many_warnings": _fixed(lambda ranged: _one_series(ranged, warnings=["w"] * 4_000)),
     "long_error": _fixed(
-        lambda _: {"status": "error", "errorType": _text(8_000), "error": _text(8_000)},
+        lambda _: {"status": "error", "errorType": _text(5_000), "error": _text(5_000)},
         status=422,
     ),
     "random_error_type": _random_error_type,
@@ -208,7 +224,7 @@ HOSTILE: dict[str, Answer] = {
             "vector", [{"metric": {"model": _text(1_000)}, "value": [0, "1"]} for _ in range(10)]
         )
     ),
-    "most_text": _fixed(_most_text),
+    "most_text": _most_text,
     "many_points": _many_points,
     "deep_nesting": _deep_nesting,
     "slow_body": _slow_body,

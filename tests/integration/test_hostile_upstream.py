@@ -30,19 +30,19 @@ DOCUMENT_CEILING = 1 * MIB
 SHOWS = {
     "oversize": "the answers to one refresh exceed 1048576 bytes together",
     "declared_oversize": "answer larger than 262144 bytes (EXPORTER_MAX_RESPONSE_BYTES)",
-    "huge_warning": "… (cut from 30000 characters)",
-    "many_warnings": "4997 more warnings not shown",
-    "long_error": "… (cut from 8000 characters)",
+    "huge_warning": "… (cut from 20000 characters)",
+    "many_warnings": "3997 more warnings not shown",
+    "long_error": "… (cut from 5000 characters)",
     "random_error_type": "query failed: ",
-    "many_series": "query returned 600 series where one was expected (aggregate it)",
+    "many_series": "query returned 300 series where one was expected (aggregate it)",
     "long_labels": "10 series left out: a model longer than 200 characters",
-    "most_text": "2 more warnings not shown",
+    "most_text": "1 series left out: beyond the first 30",
     "many_points": "result type 'matrix' where an instant vector or scalar was expected",
     "deep_nesting": "HTTP 200, not a Prometheus API answer",
-    "slow_body": "no answer within 0.3s",
+    "slow_body": "no answer within 0.9s",
     "gzip_bomb": "answer encoded 'gzip' where none was asked",
     "header_flood": "not a valid HTTP answer",
-    "never_answers": "no answer within 0.3s",
+    "never_answers": "no answer within 0.9s",
 }
 
 
@@ -59,7 +59,7 @@ def exporter(tmp_path: Path, upstream: HostileUpstreamProcess) -> Iterator[Expor
     variables = {
         "EXPORTER_PROMETHEUS_URL": upstream.url,
         "EXPORTER_REFRESH_INTERVAL": "1",
-        "EXPORTER_QUERY_TIMEOUT": "0.3",
+        "EXPORTER_QUERY_TIMEOUT": "1",  # 0.9 s: 0.9 of the refresh interval
         # Every request below evaluates; the budget is not what is tested here.
         "EXPORTER_ON_DEMAND_PER_MINUTE": "100000",
     }
@@ -99,12 +99,16 @@ async def test_every_hostile_answer_keeps_memory_and_documents_bounded(
                     assert len(payload) < DOCUMENT_CEILING, mode
                 readable = json.dumps(json.loads(answers[0][1]), ensure_ascii=False)
                 assert shows in readable, mode
+            # Settled: what was in flight (answers timing out, a refresh) is done.
+            await upstream.set_mode(session, "healthy")
+            await asyncio.sleep(1.5)
             rss_after_pass.append(memory_bytes(exporter.pid, "VmRSS"))
         async with session.get(f"{exporter.url}/metrics") as answer:
             exposition = await answer.text()
     assert memory_bytes(exporter.pid, "VmHWM") < RSS_CEILING
-    # The second pass over every answer leaves the process where the first one did.
-    assert rss_after_pass[1] - rss_after_pass[0] < 8 * MIB, rss_after_pass
+    # The second pass over every answer leaves the process where the first one did, give or
+    # take the allocator (the leak this guards against took the cap, 10 MiB then, per query).
+    assert rss_after_pass[1] - rss_after_pass[0] < 16 * MIB, rss_after_pass
     reasons = set(
         re.findall(r'summary_exporter_query_errors_total\{[^}]*reason="([^"]*)"', exposition)
     )

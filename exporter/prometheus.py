@@ -27,7 +27,7 @@ QUERY_PATH = "/api/v1/query"
 RANGE_QUERY_PATH = "/api/v1/query_range"
 # What is kept of the upstream's own words: they end up in documents, logs and the page, and
 # an upstream must not be able to make those grow. Each cut says so.
-TEXT_LIMIT = 300  # characters of an error message or a warning
+TEXT_LIMIT = 200  # characters of an error message or a warning
 WARNINGS_LIMIT = 3  # warnings of one answer
 _ERROR_TYPE_LIMIT = 40
 _EXCERPT = 200
@@ -187,7 +187,7 @@ class PrometheusClient:
         self.display_url = display_url
         self._timeout = timeout
         self._max_bytes = max_response_bytes
-        # Uncompressed answers only: 2 KB at most each, and the cap on what is read
+        # Uncompressed answers only: 3 KB at most each, and the cap on what is read
         # then bounds what is held, which a compressed answer (a "zip bomb") would not.
         self._headers = dict(headers or {}) | {"Accept-Encoding": "identity"}
         self._credentials = credentials

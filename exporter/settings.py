@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     max_concurrent_queries: int = Field(default=64, ge=1, le=256)
     on_demand_cache_size: int = Field(default=64, ge=1, le=10_000)
     max_concurrent_on_demand: int = Field(default=4, ge=1, le=256)
-    # The catalog's answers take about 5 KB a refresh; these caps bound what an upstream,
+    # The catalog's answers take about 13 KB a refresh; these caps bound what an upstream,
     # however it answers, can make the exporter hold (docs/reliability.md).
     max_response_bytes: int = Field(default=256 * 1024, ge=1024)
     max_refresh_bytes: int = Field(default=1024 * 1024, ge=1024)

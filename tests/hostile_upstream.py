@@ -106,7 +106,7 @@ def _one_series(ranged: bool, **extra: Any) -> dict[str, Any]:
 
 
 def _many_series(ranged: bool) -> dict[str, Any]:
-    labels = [{"model": f"model-{n}", "provider": f"p{n}"} for n in range(300)]
+    labels = [{"model": f"model-{n}", "provider": f"p{n}"} for n in range(150)]
     if ranged:
         return _success("matrix", [{"metric": m, "values": [[0, "1"]]} for m in labels])
     return _success("vector", [{"metric": m, "value": [0, "1"]} for m in labels])
@@ -114,18 +114,18 @@ def _many_series(ranged: bool) -> dict[str, Any]:
 
 @functools.cache
 def _most_text_body(labels: bool) -> bytes:
-    # One more warning and one more label value than are kept, each as long as is kept, of
-    # the character that costs most to encode (12 bytes once escaped in JSON); sent as UTF-8,
-    # so that every answer of a refresh fits in its budget.
+    # One more warning and one more label value than are kept (with EXPORTER_MAX_ENTITIES at
+    # its default), each as long as is kept, of the character that costs most to encode (12
+    # bytes once escaped in JSON); sent as UTF-8, so that a refresh's answers fit its budget.
     costly = "\U0001f600"
     if labels:
         series = [
-            {"metric": {"model": costly * 190 + f"{n:010d}"}, "value": [0, str(n)]}
-            for n in range(31)
+            {"metric": {"model": costly * 124 + f"{n:04d}"}, "value": [0, str(n)]}
+            for n in range(51)
         ]
     else:
         series = [{"metric": {}, "value": [0, "1"]}]
-    document = _success("vector", series, warnings=[costly * 300 for _ in range(4)])
+    document = _success("vector", series, warnings=[costly * 200 for _ in range(4)])
     return json.dumps(document, ensure_ascii=False).encode()
 
 
@@ -157,7 +157,8 @@ async def _many_points(request: web.Request, ranged: bool) -> web.StreamResponse
 
 
 async def _deep_nesting(request: web.Request, ranged: bool) -> web.StreamResponse:
-    depth = 10_000  # far past the parser's recursion limit, and 20 KB: 33 fit in a refresh
+    # Far past the parser's recursion limit, and 12 KB: a refresh's 70 answers fit its budget.
+    depth = 6_000
     body = b'{"status":"success","data":' + b"[" * depth + b"]" * depth + b"}"
     return web.Response(body=body, content_type="application/json")
 
@@ -211,17 +212,17 @@ async def _never_answers(request: web.Request, ranged: bool) -> web.StreamRespon
 HOSTILE: dict[str, Answer] = {
     "oversize": _oversize,
     "declared_oversize": _declared_oversize,
-    "huge_warning": _fixed(lambda ranged: _one_series(ranged, warnings=["w" * 20_000])),
-    "many_warnings": _fixed(lambda ranged: _one_series(ranged, warnings=["w"] * 4_000)),
+    "huge_warning": _fixed(lambda ranged: _one_series(ranged, warnings=["w" * 10_000])),
+    "many_warnings": _fixed(lambda ranged: _one_series(ranged, warnings=["w"] * 2_000)),
     "long_error": _fixed(
-        lambda _: {"status": "error", "errorType": _text(5_000), "error": _text(5_000)},
+        lambda _: {"status": "error", "errorType": _text(3_000), "error": _text(3_000)},
         status=422,
     ),
     "random_error_type": _random_error_type,
     "many_series": _fixed(_many_series),
     "long_labels": _fixed(
         lambda _: _success(
-            "vector", [{"metric": {"model": _text(1_000)}, "value": [0, "1"]} for _ in range(10)]
+            "vector", [{"metric": {"model": _text(500)}, "value": [0, "1"]} for _ in range(10)]
         )
     ),
     "most_text": _most_text,

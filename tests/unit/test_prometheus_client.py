@@ -235,7 +235,7 @@ async def test_many_long_warnings_keep_three_shortened_and_say_how_many_more() -
     result = await ask(body=body)
 
     assert result.warnings == (
-        *(f"{n} " + "w" * 298 + "… (cut from 5002 characters)" for n in range(3)),
+        *(f"{n} " + "w" * 198 + "… (cut from 5002 characters)" for n in range(3)),
         "97 more warnings not shown",
     )
 
@@ -348,11 +348,11 @@ async def test_a_random_error_type_per_answer_is_always_the_one_reason_other() -
     assert reasons == {"other"}
 
 
-async def test_long_error_message_is_cut_at_300_characters_saying_so() -> None:
+async def test_long_error_message_is_cut_at_200_characters_saying_so() -> None:
     error = await failure(status=422, body=rejection("execution", "e" * 5_000))
 
     assert isinstance(error, QueryRejected)
-    assert error.detail == "execution: " + "e" * 300 + "… (cut from 5000 characters)"
+    assert error.detail == "execution: " + "e" * 200 + "… (cut from 5000 characters)"
 
 
 async def test_a_megabyte_error_type_is_cut_and_never_the_reason() -> None:

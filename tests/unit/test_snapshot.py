@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from exporter.catalog import Catalog, FieldSpec, Kind, Unit, load_catalog
 from exporter.errors import QueryRejected, UpstreamUnreachable
-from exporter.prometheus import QueryResult, Sample
+from exporter.prometheus import QueryResult, Sample, bounded_warnings, shorten
 from exporter.snapshot import (
     AT_LEAST,
     LABEL_LENGTH_LIMIT,
@@ -19,10 +20,14 @@ from exporter.snapshot import (
     FieldValue,
     Snapshot,
     carry_over,
+    explain,
     explain_zero_denominators,
     format_instant,
     shape,
+    shape_table,
 )
+from exporter.strict_json import encode
+from tests.conftest import LIMITS
 
 AT = 1_767_225_600.0
 BUILT_IN = load_catalog()
@@ -342,3 +347,48 @@ def test_a_stale_snapshot_encodes_each_field_age_at_the_moment() -> None:
     second = json.loads(merged.encode(AT + 50))
     assert first["stale_fields"]["http.x"]["age_seconds"] == 40
     assert second["stale_fields"]["http.x"]["age_seconds"] == 50
+
+
+def test_the_largest_document_the_bounds_allow_for_the_built_in_catalog_is_under_1_mib(
+    catalog: Catalog,
+) -> None:
+    # Every field answered with as much text as is kept, of the character that costs most to
+    # encode (12 bytes once escaped in JSON), and every field stale with the longest error.
+    costly = "\U0001f600"
+    told = bounded_warnings([costly * 1_000 + str(n) for n in range(10)])
+    error = QueryRejected(
+        "http://prom", shorten(costly * 1_000, 40), shorten(costly * 1_000), status=422
+    )
+
+    def long(n: int) -> str:
+        return costly * (LABEL_LENGTH_LIMIT - 4) + f"{n:04d}"
+
+    fields = {}
+    for domain, name, field_spec in catalog.fields():
+        key = field_spec.label or "model"
+        entities = [long(n) for n in range(200)]
+        ranked = QueryResult(
+            tuple(Sample({key: e}, float(n)) for n, e in enumerate(entities)), told
+        )
+        if field_spec.kind is Kind.TABLE:
+            columns = {
+                column_name: QueryResult(
+                    tuple(
+                        Sample({key: e, **({column.label: long(n)} if column.label else {})}, 1.0)
+                        for n, e in enumerate(entities)
+                    ),
+                    told,
+                )
+                for column_name, column in field_spec.columns.items()
+            }
+            shaped = shape_table(
+                field_spec, ranked, columns, AT, existence=Existence({}, "1h"), limits=LIMITS
+            )
+        elif field_spec.kind is Kind.LABELS:
+            shaped = shape(field_spec, ranked, AT, max_entities=LIMITS.max_entities)
+        else:
+            shaped = shape(field_spec, QueryResult((Sample({}, 1.0),), told), AT)
+        fields[(domain, name)] = replace(shaped, error=error)
+    snapshot = Snapshot(AT, "5m", fields, "http://prom", catalog)
+    document = snapshot.document(AT + 60) | {"explain": explain(catalog, snapshot)}
+    assert len(encode(document)) < 1024 * 1024

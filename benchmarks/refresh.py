@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from benchmarks.common import Section, ratio, table
 from exporter.catalog import load_catalog
-from exporter.prometheus import QueryResult, Upstream
+from exporter.prometheus import QueryResult, ReadBudget, Upstream
 from exporter.refresher import Evaluator, Refresher
 from exporter.settings import Settings
 from exporter.upstream import session_for, upstream_for
@@ -30,10 +30,10 @@ class TimedUpstream:
         self.display_url = upstream.display_url
         self.latencies: list[float] = []
 
-    async def query(self, promql: str, at: float) -> QueryResult:
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
         started = time.perf_counter()
         try:
-            return await self._upstream.query(promql, at)
+            return await self._upstream.query(promql, at, budget)
         finally:
             self.latencies.append(time.perf_counter() - started)
 
@@ -63,6 +63,7 @@ async def _measure(url: str, series: int, rounds: int) -> Tier:
                 timed,
                 max_concurrency=settings.max_concurrent_queries,
                 limits=settings.table_limits,
+                max_bytes=settings.max_refresh_bytes,
             ),
             window=settings.window,
             interval=settings.refresh_interval,

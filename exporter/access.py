@@ -7,8 +7,8 @@ orchestrator's probe carries no credentials.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
+import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -17,6 +17,8 @@ from exporter.responses import Handler, json_response
 from exporter.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+
+log = logging.getLogger("exporter.access")
 
 
 def _same(given: str, expected: str) -> bool:
@@ -32,7 +34,7 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
         username, separator, password = (
             base64.b64decode(encoded, validate=True).decode().partition(":")
         )
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64, or not UTF-8 once decoded
         return None
     return (username, password) if separator else None
 
@@ -76,8 +78,17 @@ def auth_middleware(guard: AccessGuard) -> Middleware:
     async def require_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or request.method == "OPTIONS":
             return await handler(request)
-        if not guard.allows(request.headers.get("Authorization", "")):
-            challenge = {"WWW-Authenticate": guard.challenge}
+        header = request.headers.get("Authorization", "")
+        challenge = {"WWW-Authenticate": guard.challenge}
+        if not header.isascii():
+            # No credentials are ever written so (RFC 9110); aiohttp hands such bytes on as
+            # characters that cannot even be compared.
+            log.warning(
+                "event=bad_request path=%.100r problem='Authorization is not ASCII'", request.path
+            )
+            error = "credentials required; the Authorization header is not ASCII"
+            return json_response({"error": error}, status=401, headers=challenge)
+        if not guard.allows(header):
             return json_response({"error": "credentials required"}, status=401, headers=challenge)
         return await handler(request)
 

@@ -15,7 +15,13 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from exporter.access import auth_middlewares, cors_middlewares
 from exporter.catalog import Catalog
-from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryCollector
+from exporter.catalog_file import CatalogFile
+from exporter.collector import (
+    CatalogCollector,
+    EnvironmentCollector,
+    RefreshMetrics,
+    SummaryCollector,
+)
 from exporter.durations import parse_duration
 from exporter.environment import Environment, about, read_environment
 from exporter.errors import InvalidRequest
@@ -23,7 +29,7 @@ from exporter.health import Health, Status, assess, liveness
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
 from exporter.parameters import parse_flag, parse_time, parse_window, single
-from exporter.refresher import Evaluator, OnDemand, Refresher, grid_instant
+from exporter.refresher import Evaluator, OnDemand, OnDemandBudget, Refresher, grid_instant
 from exporter.responses import JSON, Handler, json_errors, json_response, no_route
 from exporter.settings import Settings, redact_url
 from exporter.snapshot import Snapshot, explain
@@ -46,7 +52,8 @@ class Services:
 
 
 SETTINGS = web.AppKey("settings", Settings)
-CATALOG = web.AppKey("catalog", Catalog)
+# The catalog in force; each snapshot carries the one it was evaluated with.
+CATALOG = web.AppKey("catalog", CatalogFile)
 SERVICES = web.AppKey("services", Services)
 # What every document says about this process, built once: it never changes while it runs.
 ABOUT = web.AppKey("about", dict[str, Any])
@@ -83,26 +90,26 @@ async def _snapshot_for(
     return await services.on_demand.get(at, window)
 
 
-def said_with(catalog: Catalog, snapshot: Snapshot, about: dict[str, Any]) -> dict[str, Any]:
+def said_with(snapshot: Snapshot, about: dict[str, Any]) -> dict[str, Any]:
     """What a summary document says besides its fields: the process (`about`) and whether the
     gateway itself is up (`liveness`), which is the same for the whole life of a snapshot."""
-    return about | {"liveness": liveness(catalog, snapshot).document()}
+    return about | {"liveness": liveness(snapshot.catalog, snapshot).document()}
 
 
 async def _summary(request: web.Request, domains: list[str] | None) -> web.Response:
-    catalog, about = request.app[CATALOG], request.app[ABOUT]
+    about = request.app[ABOUT]
     current = request.app[SERVICES].refresher.current
     if current is not None and not request.query_string:
         # Nearly every request: the background snapshot, with no parameter to read.
-        body = current.encode(time.time(), domains, lambda: said_with(catalog, current, about))
+        body = current.encode(time.time(), domains, lambda: said_with(current, about))
         return web.Response(body=body, content_type=JSON)
     explained = _flag(request, "explain")
     snapshot = await _snapshot_for(request)
-    facts = said_with(catalog, snapshot, about)
+    facts = said_with(snapshot, about)
     if explained:
         # Per field, the PromQL and instant to paste into Prometheus; built per request.
         document = snapshot.document(time.time(), domains, facts)
-        document["explain"] = explain(catalog, snapshot, domains)
+        document["explain"] = explain(snapshot.catalog, snapshot, domains)
         return json_response(document)
     body = snapshot.encode(time.time(), domains, lambda: facts)
     return web.Response(body=body, content_type=JSON)
@@ -124,7 +131,7 @@ def _health(request: web.Request, snapshot: Snapshot | None, now: float) -> Heal
     # A snapshot asked for at a past instant is judged as of that instant, not as aged since.
     as_of = snapshot.instant if snapshot and snapshot.source == "on_demand" else now
     return assess(
-        request.app[CATALOG],
+        request.app[CATALOG].catalog if snapshot is None else snapshot.catalog,
         snapshot,
         request.app[ENVIRONMENT],
         as_of=as_of,
@@ -148,10 +155,10 @@ async def status_page(request: web.Request) -> web.Response:
     sparklines = (
         ()
         if snapshot is None
-        else await request.app[SPARKLINES].get(snapshot.instant, snapshot.window)
+        else await request.app[SPARKLINES].get(snapshot.catalog, snapshot.instant, snapshot.window)
     )
     page = Page(
-        catalog=request.app[CATALOG],
+        catalog=request.app[CATALOG].catalog if snapshot is None else snapshot.catalog,
         snapshot=snapshot,
         health=_health(request, snapshot, now),
         sparklines=sparklines,
@@ -173,7 +180,7 @@ async def summary(request: web.Request) -> web.Response:
 
 async def summary_domain(request: web.Request) -> web.Response:
     domain = request.match_info["domain"]
-    if domain not in request.app[CATALOG].domains:
+    if domain not in request.app[CATALOG].catalog.domains:
         raise web.HTTPNotFound(reason=f"unknown domain {domain[:40]!r}; known: {_domains(request)}")
     return await _summary(request, [domain])
 
@@ -181,13 +188,18 @@ async def summary_domain(request: web.Request) -> web.Response:
 async def gateway_summary(request: web.Request) -> web.Response:
     """The gateway's original path, with its `?category=<domain>` filter."""
     category = single(request.query, "category")
-    if category is not None and category not in request.app[CATALOG].domains:
+    if category is not None and category not in request.app[CATALOG].catalog.domains:
         raise InvalidRequest(f"unknown category {category[:40]!r}; known: {_domains(request)}")
     return await _summary(request, None if category is None else [category])
 
 
+def reload_catalog(app: web.Application) -> None:
+    """Reads the catalog file again (SIGHUP); an invalid one leaves the catalog as it was."""
+    app[CATALOG].reload()
+
+
 def _domains(request: web.Request) -> str:
-    return ", ".join(request.app[CATALOG].domains)
+    return ", ".join(request.app[CATALOG].catalog.domains)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -204,12 +216,13 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     # Never depends on the upstream: a failing sidecar probe would take the whole pod out.
-    fields = len(request.app[CATALOG].fields())
+    fields = len(request.app[CATALOG].catalog.fields())
     return json_response({"status": "ready", "catalog_fields": fields})
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
-    settings, catalog = app[SETTINGS], app[CATALOG]
+    settings, catalog_file = app[SETTINGS], app[CATALOG]
+    catalog = catalog_file.catalog
     async with session_for(settings) as session:
         client = upstream_for(settings, session)
         evaluator = Evaluator(
@@ -217,9 +230,12 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             client,
             max_concurrency=settings.max_concurrent_queries,
             limits=settings.table_limits,
+            max_bytes=settings.max_refresh_bytes,
         )
         # An app-owned registry, never the global one: two apps in one process stay apart.
-        registry = CollectorRegistry(auto_describe=False)
+        # Its collectors describe nothing (the catalog decides the names), and `name[]` filters
+        # their samples.
+        registry = CollectorRegistry(auto_describe=False, support_collectors_without_names=True)
         refresh_metrics = RefreshMetrics()
         refresher = Refresher(
             evaluator,
@@ -231,18 +247,36 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         registry.register(refresh_metrics)
         registry.register(SummaryCollector(catalog, refresher))
         registry.register(EnvironmentCollector(app[ENVIRONMENT]))
-        app[SPARKLINES] = Sparklines(catalog, client, retry_after=settings.refresh_interval)
+        registry.register(CatalogCollector(catalog_file))
+        budget = OnDemandBudget(settings.on_demand_per_minute)
+        app[SPARKLINES] = Sparklines(
+            client,
+            retry_after=settings.refresh_interval,
+            max_bytes=settings.max_refresh_bytes,
+            admit=budget.spend,
+        )
+        on_demand = OnDemand(
+            evaluator,
+            cache_size=settings.on_demand_cache_size,
+            max_concurrent=settings.max_concurrent_on_demand,
+            budget=budget,
+        )
         app[SERVICES] = Services(
             refresher=refresher,
-            on_demand=OnDemand(
-                evaluator,
-                cache_size=settings.on_demand_cache_size,
-                max_concurrent=settings.max_concurrent_on_demand,
-                per_minute=settings.on_demand_per_minute,
-            ),
+            on_demand=on_demand,
             registry=registry,
             metrics_handler=make_aiohttp_handler(registry),
         )
+
+        def reloaded(catalog: Catalog) -> None:
+            # Every evaluation from now on, the next refresh's included, is of the new catalog.
+            evaluator.catalog = catalog
+            on_demand.forget()
+            app[SPARKLINES].forget()
+            app[OPENAPI].clear()
+            app[OPENAPI].update(openapi_document(catalog))
+
+        catalog_file.on_change(reloaded)
         loop_task = asyncio.create_task(refresher.run(), name="refresher")
         yield
         loop_task.cancel()
@@ -253,11 +287,13 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 def create_app(
     settings: Settings, catalog: Catalog, environment: Environment | None = None
 ) -> web.Application:
+    """The service; SIGHUP reloads its catalog through `reload_catalog(app)`."""
     # CORS outermost so that an allowed browser origin can read error answers too. Neither is
     # on by default, and then no middleware runs at all: handlers answer their own errors.
     app = web.Application(middlewares=[*cors_middlewares(settings), *auth_middlewares(settings)])
     app[SETTINGS] = settings
-    app[CATALOG] = catalog
+    app[CATALOG] = CatalogFile(catalog, settings.catalog)
+    # Updated in place when the catalog is reloaded (the application's state is frozen).
     app[OPENAPI] = openapi_document(catalog)
     app[ENVIRONMENT] = environment or read_environment()
     app[ABOUT] = about(app[ENVIRONMENT])

@@ -32,7 +32,14 @@ from exporter.matchers import selector_argument
 from exporter.parameters import parse_time, parse_window
 from exporter.prometheus import PrometheusClient
 from exporter.refresher import Evaluator
-from exporter.settings import Settings, TableLimits, default, load_settings, redact_url
+from exporter.settings import (
+    Settings,
+    TableLimits,
+    default,
+    load_settings,
+    redact_url,
+    url_problem,
+)
 from exporter.snapshot import explain
 
 EXIT_CODES = {"ok": 0, "degraded": 1, "critical": 2}
@@ -67,12 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--url",
+        type=_url,
         help="a running exporter (default: http://127.0.0.1 on $EXPORTER_PORT, or on"
         f" {default('port')})",
     )
     source.add_argument(
         "--prometheus",
         metavar="URL",
+        type=_url,
         help="ask this Prometheus directly: the catalog is evaluated and judged here, with"
         " APP_ENV and TESTING from this shell",
     )
@@ -100,6 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _url(text: str) -> str:
+    problem = url_problem(text.rstrip("/"))
+    if problem is not None:
+        # Not repeated: a URL may carry a password.
+        raise argparse.ArgumentTypeError(f"the URL {problem}")
+    return text
 
 
 def instant_argument(text: str) -> float:
@@ -144,6 +161,7 @@ async def collect(arguments: argparse.Namespace, settings: Settings) -> Report:
             max_concurrency=settings.max_concurrent_queries,
             max_response_bytes=settings.max_response_bytes,
             limits=settings.table_limits,
+            max_refresh_bytes=settings.max_refresh_bytes,
         )
     # The exporter's own endpoint token, when it has one, from the same variable it reads.
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
@@ -219,6 +237,7 @@ async def from_prometheus(
     max_concurrency: int,
     max_response_bytes: int,
     limits: TableLimits,
+    max_refresh_bytes: int,
     selector: str = "",
 ) -> Report:
     """The catalog evaluated against Prometheus at one instant, and the checks judged here."""
@@ -234,7 +253,13 @@ async def from_prometheus(
             timeout=query_timeout,
             max_response_bytes=max_response_bytes,
         )
-        evaluator = Evaluator(catalog, client, max_concurrency=max_concurrency, limits=limits)
+        evaluator = Evaluator(
+            catalog,
+            client,
+            max_concurrency=max_concurrency,
+            limits=limits,
+            max_bytes=max_refresh_bytes,
+        )
         snapshot = await evaluator(instant, window, "on_demand")
     if not snapshot.reached_upstream:
         errors = snapshot.errors()
@@ -242,7 +267,7 @@ async def from_prometheus(
         raise Unreachable(f"cannot reach Prometheus: {cause}")
     # Just evaluated, so there is no snapshot age to judge.
     health = assess(catalog, snapshot, environment, as_of=instant, max_staleness=None)
-    summary = snapshot.document(time.time(), about=said_with(catalog, snapshot, about(environment)))
+    summary = snapshot.document(time.time(), about=said_with(snapshot, about(environment)))
     summary["explain"] = explain(catalog, snapshot)
     return Report(f"{shown} (Prometheus)", summary, health.document() | about(environment))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import json
 import logging
@@ -11,10 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
-from exporter import __version__, check, doctor
-from exporter.app import create_app
+from exporter import __version__, check, doctor, server
+from exporter.app import create_app, reload_catalog
 from exporter.catalog import load_catalog
 from exporter.environment import production_guard, read_environment, validate_env
 from exporter.errors import CatalogError, SettingsError
@@ -55,6 +54,7 @@ def configure_logging(settings: Settings) -> None:
                 datefmt="%Y-%m-%dT%H:%M:%S%z",
             )
         )
+    handler.addFilter(server.ConnectionLog())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -85,8 +85,11 @@ def serve() -> int:
         print(f"summary-exporter: cannot listen on {where}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings)
+    open_files = server.raise_open_files_limit()
+    max_connections = server.connection_limit(settings.max_connections, open_files)
     logging.getLogger("exporter").info(
-        "event=start version=%s upstream=%s listen=%s:%d fields=%d window=%s interval=%gs",
+        "event=start version=%s upstream=%s listen=%s:%d fields=%d window=%s interval=%gs"
+        " open_files=%d max_connections=%d",
         __version__,
         settings.upstream_display,
         settings.host,
@@ -94,14 +97,19 @@ def serve() -> int:
         len(catalog.fields()),
         settings.window,
         settings.refresh_interval,
+        open_files,
+        max_connections,
     )
-    web.run_app(
-        create_app(settings, catalog, environment),
-        sock=sockets,
-        shutdown_timeout=settings.shutdown_grace,
-        backlog=LISTEN_BACKLOG,
-        access_log=None,
-        print=None,
+    app = create_app(settings, catalog, environment)
+    asyncio.run(
+        server.serve(
+            app,
+            sockets,
+            max_connections=max_connections,
+            header_timeout=settings.header_timeout,
+            shutdown_grace=settings.shutdown_grace,
+            on_hangup=lambda: reload_catalog(app),
+        )
     )
     return 0
 

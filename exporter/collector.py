@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.catalog import ENVIRONMENT_INFO, Catalog, FieldSpec, Kind
+from exporter.catalog_file import CatalogFile
 from exporter.environment import Environment
 from exporter.health import Status, liveness
 from exporter.refresher import Clock, Refresher, RefreshOutcome
@@ -47,7 +48,9 @@ class SummaryCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         snapshot = self._refresher.current
         yield from self._self_metrics()
-        gateway = liveness(self._catalog, snapshot)
+        # The gauges of the catalog the snapshot was evaluated with, reloaded or not.
+        catalog = self._catalog if snapshot is None else snapshot.catalog
+        gateway = liveness(catalog, snapshot)
         family = GaugeMetricFamily(
             "summary_liveness",
             "1 for the gateway's liveness status (ok, degraded, critical or unknown), from the"
@@ -57,7 +60,7 @@ class SummaryCollector(Collector):
         for status in Status:
             family.add_metric([status.value], 1.0 if status is gateway.status else 0.0)
         yield family
-        for domain, name, spec in self._catalog.fields():
+        for domain, name, spec in catalog.fields():
             field = snapshot.fields.get((domain, name)) if snapshot else None
             if spec.kind is Kind.TABLE:
                 yield from self._table(domain, name, spec, field)
@@ -171,6 +174,28 @@ class RefreshMetrics(Collector):
         for upstream, count in self._answers.items():
             answers.add_metric([upstream], count)
         yield answers
+
+
+class CatalogCollector(Collector):
+    """How the last reload of the catalog file (SIGHUP) went, as Prometheus reports its own."""
+
+    def __init__(self, catalog_file: CatalogFile) -> None:
+        self._file = catalog_file
+
+    def collect(self) -> Iterable[Metric]:
+        success = GaugeMetricFamily(
+            "summary_exporter_catalog_reload_success",
+            "1 when the last reload of the catalog file succeeded (or none was asked), else 0:"
+            " the previous catalog is still in force.",
+        )
+        success.add_metric([], 1.0 if self._file.last_reload_succeeded else 0.0)
+        yield success
+        loaded = GaugeMetricFamily(
+            "summary_exporter_catalog_reload_timestamp_seconds",
+            "When the catalog in force was read: at start, or by the last successful reload.",
+        )
+        loaded.add_metric([], self._file.loaded_at)
+        yield loaded
 
 
 class EnvironmentCollector(Collector):

@@ -23,7 +23,7 @@ from exporter.catalog import Catalog, load_catalog
 from exporter.check import instant_argument
 from exporter.durations import format_duration, parse_duration
 from exporter.errors import CatalogError, SettingsError, UpstreamError
-from exporter.prometheus import Upstream
+from exporter.prometheus import ReadBudget, Upstream
 from exporter.settings import Settings, load_settings
 from exporter.snapshot import format_instant
 from exporter.upstream import session_for, upstream_for
@@ -128,18 +128,23 @@ async def diagnose(
     async with session_for(settings) as session:
         client = upstream_for(settings, session)
         instant = round(time.time() if at is None else at, 3)
-        return await diagnose_with(client, catalog, lookback or catalog.lookback_canonical, instant)
+        budget = ReadBudget(settings.max_refresh_bytes)
+        lookback = lookback or catalog.lookback_canonical
+        return await diagnose_with(client, catalog, lookback, instant, budget)
 
 
-async def diagnose_with(client: Upstream, catalog: Catalog, lookback: str, at: float) -> Diagnosis:
+async def diagnose_with(
+    client: Upstream, catalog: Catalog, lookback: str, at: float, budget: ReadBudget
+) -> Diagnosis:
+    """Its answers take at most `budget` together, as a refresh's do."""
     names = catalog.sources()
-    series = await _series(client, catalog, names, lookback, at)
+    series = await _series(client, catalog, names, lookback, at, budget)
     missing = [name for name in names if not series.get(name)]
     similar: dict[str, list[str]] = {}
     if missing:
         # Names sharing a word with a missing one: one bounded question for all of them.
         words = sorted({word for name in missing for word in _words(name)})
-        found = await _series(client, catalog, (), lookback, at, words) if words else {}
+        found = await _series(client, catalog, (), lookback, at, budget, words) if words else {}
         existing = [name for name in found if not name.endswith("_created")]
         similar = {name: _ranked(name, existing) for name in missing}
     return Diagnosis(catalog, client.display_url, lookback, at, series, similar)
@@ -151,6 +156,7 @@ async def _series(
     names: tuple[str, ...],
     lookback: str,
     at: float,
+    budget: ReadBudget,
     words: list[str] | None = None,
 ) -> dict[str, int]:
     """Series per metric name: of `names`, or of every name containing one of `words`."""
@@ -159,7 +165,7 @@ async def _series(
     else:
         pattern = ".*(?:" + "|".join(re.escape(word) for word in words) + ").*"
         promql = catalog.series_query(pattern, lookback)
-    result = await client.query(promql, at)
+    result = await client.query(promql, at, budget)
     return {s.labels.get("__name__", ""): int(s.value) for s in result.samples if s.value > 0}
 
 

@@ -6,15 +6,12 @@ from typing import Any
 
 from exporter import __version__
 from exporter.catalog import Catalog, ColumnKind, ColumnSpec, FieldSpec, Kind
-from exporter.parameters import MAX_LENGTH
+from exporter.parameters import INSTANT_PATTERN, MAX_LENGTH
 
 _JSON = "application/json"
 # The shapes of the query parameters. Rules a pattern cannot state (units from largest to
 # smallest, at most EXPORTER_MAX_WINDOW, not in the future) are answered with 400.
 _DURATION = r"^([0-9]{1,12}(ms|y|w|d|h|m|s))+$"
-_INSTANT = (
-    r"^([0-9]{1,12}(\.[0-9]{1,9})?|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2}))$"
-)
 
 
 # Whether the gateway itself is up, from the catalog's liveness checks.
@@ -241,7 +238,11 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
                     "in": "query",
                     "required": False,
                     "description": "Evaluation instant: RFC 3339 or unix seconds, not future.",
-                    "schema": {"type": "string", "maxLength": MAX_LENGTH, "pattern": _INSTANT},
+                    "schema": {
+                        "type": "string",
+                        "maxLength": MAX_LENGTH,
+                        "pattern": INSTANT_PATTERN,
+                    },
                 },
             },
             "schemas": {

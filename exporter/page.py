@@ -224,11 +224,13 @@ def _prometheus_link(page: Page, promql: str, at: float, **panel: str) -> str:
 def _sparklines(page: Page) -> str:
     if not page.sparklines:
         return ""
-    figures = "".join(_figure(page, line) for line in page.sparklines)
-    return (
-        '<section aria-labelledby="trends">\n<h2 id="trends">Last hour</h2>\n'
-        f'<div class="sparks">\n{figures}</div>\n</section>\n'
-    )
+    if all(line.skipped for line in page.sparklines):
+        # One reason for all of them: say it once.
+        body = f'<p class="missing">Sparklines {_e(page.sparklines[0].reason)}</p>\n'
+    else:
+        figures = "".join(_figure(page, line) for line in page.sparklines)
+        body = f'<div class="sparks">\n{figures}</div>\n'
+    return f'<section aria-labelledby="trends">\n<h2 id="trends">Last hour</h2>\n{body}</section>\n'
 
 
 def _figure(page: Page, line: Sparkline) -> str:

@@ -9,18 +9,29 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 
-from exporter.errors import InvalidResponse, QueryRejected, UpstreamTimeout, UpstreamUnreachable
+from exporter.errors import (
+    InvalidResponse,
+    QueryRejected,
+    ResponseTooLarge,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 QUERY_PATH = "/api/v1/query"
 RANGE_QUERY_PATH = "/api/v1/query_range"
+# What is kept of the upstream's own words: they end up in documents, logs and the page, and
+# an upstream must not be able to make those grow. Each cut says so.
+TEXT_LIMIT = 200  # characters of an error message or a warning
+WARNINGS_LIMIT = 3  # warnings of one answer
+_ERROR_TYPE_LIMIT = 40
 _EXCERPT = 200
-_CHUNK = 64 * 1024
+_CHUNK = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,18 +49,43 @@ class QueryResult:
     upstream: str = ""  # which upstream answered (display form, no credentials)
 
 
+class ReadBudget:
+    """The bytes that the answers to one refresh may take together.
+
+    One budget per refresh (and per on-demand summary, and per set of sparklines), shared by
+    all its queries: with each answer also capped on its own, what one refresh holds in
+    memory is bounded however many queries it asks or however the upstream answers.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._left = limit
+
+    def spend(self, size: int) -> bool:
+        """Takes `size` bytes; False once the budget is overdrawn."""
+        self._left -= size
+        return self._left >= 0
+
+
 class Upstream(Protocol):
     """Anything that answers instant queries: one client, or several behind failover."""
 
     display_url: str
 
-    async def query(self, promql: str, at: float) -> QueryResult: ...
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult: ...
 
 
 class Credentials(Protocol):
     """Supplies the Authorization header value for each request (None: send none)."""
 
     def authorization(self) -> str | None: ...
+
+
+def shorten(text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text` cut to `limit` characters, saying how long it was when cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (cut from {len(text)} characters)"
 
 
 def _excerpt(body: bytes) -> str:
@@ -91,22 +127,16 @@ def parse_query_response(upstream: str, status: int, body: bytes) -> QueryResult
             upstream, f"HTTP {status}, not a Prometheus API answer: {_excerpt(body)}"
         )
     if document["status"] == "error":
-        error_type = document.get("errorType")
-        message = document.get("error")
         raise QueryRejected(
             upstream,
-            error_type if isinstance(error_type, str) and error_type else f"http_{status}",
-            message[: 4 * _EXCERPT] if isinstance(message, str) else f"HTTP {status}",
+            _text(document.get("errorType"), _ERROR_TYPE_LIMIT),
+            _text(document.get("error")) or f"HTTP {status}",
+            status=status,
         )
     data = document.get("data")
     if document["status"] != "success" or status != 200 or not isinstance(data, dict):
         raise InvalidResponse(upstream, f"HTTP {status}, unexpected answer: {_excerpt(body)}")
-    warnings_field = document.get("warnings") or []
-    warnings = (
-        tuple(w for w in warnings_field if isinstance(w, str))
-        if isinstance(warnings_field, list)
-        else ()
-    )
+    warnings = _warnings(document.get("warnings"))
     result_type, result = data.get("resultType"), data.get("result")
     if result_type == "vector" and isinstance(result, list):
         samples = tuple(_parse_sample(upstream, item) for item in result)
@@ -118,6 +148,23 @@ def parse_query_response(upstream: str, status: int, body: bytes) -> QueryResult
     raise InvalidResponse(
         upstream, f"result type {shown!r} where an instant vector or scalar was expected"
     )
+
+
+def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
+    """A text field of an answer, shortened; None when it is missing, empty or not text."""
+    return shorten(value, limit) if isinstance(value, str) and value else None
+
+
+def _warnings(field: Any) -> tuple[str, ...]:
+    texts = [text for text in field if isinstance(text, str)] if isinstance(field, list) else []
+    return bounded_warnings(texts)
+
+
+def bounded_warnings(texts: Sequence[str]) -> tuple[str, ...]:
+    """The first WARNINGS_LIMIT warnings, shortened, and how many more there were."""
+    kept = tuple(shorten(text) for text in texts[:WARNINGS_LIMIT])
+    left_out = len(texts) - len(kept)
+    return kept + ((f"{left_out} more warnings not shown",) if left_out else ())
 
 
 class PrometheusClient:
@@ -140,7 +187,9 @@ class PrometheusClient:
         self.display_url = display_url
         self._timeout = timeout
         self._max_bytes = max_response_bytes
-        self._headers = dict(headers or {})
+        # Uncompressed answers only: 3 KB at most each, and the cap on what is read
+        # then bounds what is held, which a compressed answer (a "zip bomb") would not.
+        self._headers = dict(headers or {}) | {"Accept-Encoding": "identity"}
         self._credentials = credentials
         self._extra_form = dict(extra_form or {})
 
@@ -150,13 +199,14 @@ class PrometheusClient:
             return self._headers
         return self._headers | {"Authorization": authorization}
 
-    async def query(self, promql: str, at: float) -> QueryResult:
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
         """Evaluate `promql` at the unix instant `at`."""
-        status, body = await self._post(QUERY_PATH, {"query": promql, "time": _format_time(at)})
+        form = {"query": promql, "time": _format_time(at)}
+        status, body = await self._post(QUERY_PATH, form, budget)
         return parse_query_response(self.display_url, status, body)
 
     async def query_range(
-        self, promql: str, start: float, end: float, step: float
+        self, promql: str, start: float, end: float, step: float, budget: ReadBudget
     ) -> tuple[RangeSeries, ...]:
         """Evaluate `promql` every `step` seconds from `start` to `end` (unix instants)."""
         form = {
@@ -165,40 +215,67 @@ class PrometheusClient:
             "end": _format_time(end),
             "step": f"{step:g}",
         }
-        status, body = await self._post(RANGE_QUERY_PATH, form)
+        status, body = await self._post(RANGE_QUERY_PATH, form, budget)
         return parse_range_response(self.display_url, status, body)
 
-    async def _post(self, path: str, form: dict[str, str]) -> tuple[int, bytes]:
+    async def _post(self, path: str, form: dict[str, str], budget: ReadBudget) -> tuple[int, bytes]:
         """POST a form-encoded API request; every transport failure becomes an UpstreamError."""
         # Whole milliseconds: Prometheus rejects a fractional "4.5s" as a duration.
         form = form | {"timeout": f"{max(1, round(self._timeout * 1000))}ms"} | self._extra_form
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._session.post(
-                    self._base + path, data=form, headers=self._request_headers()
+                    self._base + path,
+                    data=form,
+                    headers=self._request_headers(),
+                    # An API answer never redirects; following one would take the credentials
+                    # and the budget to wherever the upstream points.
+                    allow_redirects=False,
+                    # Compressed answers are refused unread, never inflated as they arrive.
+                    auto_decompress=False,
                 ) as response:
-                    return response.status, await self._read_capped(response)
+                    return response.status, await self._read_capped(response, budget)
         except TimeoutError:
             raise UpstreamTimeout(
                 self.display_url, f"no answer within {self._timeout:g}s"
             ) from None
         except aiohttp.ClientPayloadError as error:
-            raise InvalidResponse(self.display_url, f"broken response body: {error}") from None
+            raise InvalidResponse(
+                self.display_url, f"broken response body: {shorten(str(error))}"
+            ) from None
         except aiohttp.ClientResponseError:
             raise InvalidResponse(self.display_url, "not a valid HTTP answer") from None
         except (aiohttp.ClientError, OSError) as error:
             raise UpstreamUnreachable(self.display_url, _connection_detail(error)) from None
 
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        """The whole body, chunk by chunk, refusing to hold more than the configured cap."""
-        body = bytearray()
-        while chunk := await response.content.read(_CHUNK):
-            body += chunk
-            if len(body) > self._max_bytes:
-                raise InvalidResponse(
-                    self.display_url, f"answer larger than {self._max_bytes} bytes"
+    async def _read_capped(self, response: aiohttp.ClientResponse, budget: ReadBudget) -> bytes:
+        """The whole body (decompressed), refusing to hold more than the cap of one answer or
+        what is left of the refresh's budget; a declared oversize body is not read at all."""
+        too_large = ResponseTooLarge(
+            self.display_url,
+            f"answer larger than {self._max_bytes} bytes (EXPORTER_MAX_RESPONSE_BYTES)",
+        )
+        if (response.content_length or 0) > self._max_bytes:
+            raise too_large
+        encoding = response.headers.get("Content-Encoding", "identity")
+        if encoding.lower() != "identity":
+            raise InvalidResponse(
+                self.display_url, f"answer encoded {shorten(encoding, 20)!r} where none was asked"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise too_large
+            if not budget.spend(len(chunk)):
+                raise ResponseTooLarge(
+                    self.display_url,
+                    f"the answers to one refresh exceed {budget.limit} bytes together"
+                    " (EXPORTER_MAX_REFRESH_BYTES)",
                 )
-        return bytes(body)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _format_time(at: float) -> str:

@@ -33,15 +33,23 @@ class RefreshOutcome:
 
 
 class Evaluator:
-    """Evaluates the whole catalog at one instant, within a deadline."""
+    """Evaluates the whole catalog at one instant, within a deadline; `catalog` is the one in
+    force, replaced when its file is reloaded."""
 
     def __init__(
-        self, catalog: Catalog, client: Upstream, *, max_concurrency: int, limits: TableLimits
+        self,
+        catalog: Catalog,
+        client: Upstream,
+        *,
+        max_concurrency: int,
+        limits: TableLimits,
+        max_bytes: int,
     ) -> None:
         self.catalog = catalog
         self.client = client
         self._max_concurrency = max_concurrency
         self._limits = limits
+        self._max_bytes = max_bytes
 
     async def __call__(self, at: float, window: str, source: Source) -> Snapshot:
         return await evaluate(
@@ -51,6 +59,7 @@ class Evaluator:
             window=window,
             max_concurrency=self._max_concurrency,
             limits=self._limits,
+            max_bytes=self._max_bytes,
             source=source,
         )
 
@@ -116,7 +125,7 @@ class Refresher:
             domain, name = keys[0]
             # A query-specific error (bad_data, execution) hits one field: show its PromQL.
             promql = (
-                self._evaluator.catalog.domains[domain].fields[name].render(self.window)
+                latest.catalog.domains[domain].fields[name].render(self.window)
                 if len(keys) == 1
                 else ""
             )
@@ -145,7 +154,31 @@ def _all_failed(evaluator: Evaluator, at: float, window: str, interval: float) -
         (domain, name): FieldValue(None, at, reason=f"query failed: {error}", error=error)
         for domain, name, _ in evaluator.catalog.fields()
     }
-    return Snapshot(instant=at, window=window, fields=fields, upstream=evaluator.client.display_url)
+    return Snapshot(
+        instant=at,
+        window=window,
+        fields=fields,
+        upstream=evaluator.client.display_url,
+        catalog=evaluator.catalog,
+    )
+
+
+class OnDemandBudget:
+    """Evaluations on request a minute (EXPORTER_ON_DEMAND_PER_MINUTE), whatever asks for
+    them: an on-demand summary is one, and so is a set of the status page's sparklines."""
+
+    def __init__(self, per_minute: int, monotonic: Clock = time.monotonic) -> None:
+        self._bucket = TokenBucket(per_minute, monotonic)
+
+    def spend(self) -> None:
+        """Takes one evaluation, or raises Busy saying when there will be one again."""
+        wait = self._bucket.take()
+        if wait > 0:
+            raise Busy(
+                f"the on-demand budget of {self._bucket.per_minute} evaluations a minute is"
+                " spent; retry",
+                retry_after=math.ceil(wait),
+            )
 
 
 class OnDemand:
@@ -161,35 +194,29 @@ class OnDemand:
         *,
         cache_size: int,
         max_concurrent: int,
-        per_minute: int = 60,
+        budget: OnDemandBudget,
         monotonic: Clock = time.monotonic,
     ) -> None:
         self._evaluate_at = evaluate_at
-        self._budget = TokenBucket(per_minute, monotonic)
         # A snapshot with failed queries is not kept: the next request asks again.
         self._snapshots: SingleFlightCache[tuple[float, int], Snapshot] = SingleFlightCache(
             size=cache_size,
             max_concurrent=max_concurrent,
             what="on-demand summaries",
             keep=lambda snapshot: 0 if snapshot.errors() else math.inf,
-            admit=self._spend_budget,
+            admit=budget.spend,
             clock=monotonic,
         )
+
+    def forget(self) -> None:
+        """Drops the snapshots kept, e.g. those of a catalog no longer in force."""
+        self._snapshots.clear()
 
     async def get(self, at: float, window: str) -> Snapshot:
         snapshot = await self._snapshots.get(
             (at, parse_duration(window)), lambda: self._evaluate_at(at, window, "on_demand")
         )
         return snapshot if snapshot.window == window else replace(snapshot, window=window)
-
-    def _spend_budget(self) -> None:
-        wait = self._budget.take()
-        if wait > 0:
-            raise Busy(
-                f"the on-demand budget of {self._budget.per_minute} summaries a minute is"
-                " spent; retry",
-                retry_after=math.ceil(wait),
-            )
 
 
 class TokenBucket:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     Field,
@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     prometheus_url: str = "http://localhost:9090"
     host: str = "0.0.0.0"
     port: int = Field(default=9199, ge=1, le=65535)
-    refresh_interval: float = Field(default=15.0, gt=0, le=86_400)
+    # At least a second: each refresh asks every catalog query, and Prometheus' data does
+    # not change faster than its scrapes, which are seconds apart.
+    refresh_interval: float = Field(default=15.0, ge=1, le=86_400)
     query_timeout: float = Field(default=5.0, gt=0, le=3_600)
     max_staleness: float | None = Field(default=None, gt=0)
     max_window: str = "30d"  # before `window`, whose validator compares with it
@@ -54,13 +56,21 @@ class Settings(BaseSettings):
     max_concurrent_queries: int = Field(default=64, ge=1, le=256)
     on_demand_cache_size: int = Field(default=64, ge=1, le=10_000)
     max_concurrent_on_demand: int = Field(default=4, ge=1, le=256)
-    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # The catalog's answers take about 13 KB a refresh; these caps bound what an upstream,
+    # however it answers, can make the exporter hold (docs/reliability.md).
+    max_response_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_refresh_bytes: int = Field(default=1024 * 1024, ge=1024)
     on_demand_per_minute: int = Field(default=60, ge=1, le=100_000)
     shutdown_grace: float = Field(default=10.0, ge=0, le=300)
     # Rows of the per-model table, and of any table at most: they are also label values of
     # gauges, so they stay bounded.
     top_models: int = Field(default=10, ge=1, le=1000)
     max_entities: int = Field(default=50, ge=1, le=1000)
+    # Client connections: at most this many open (as Prometheus' --web.max-connections),
+    # fewer when the open-files limit is lower; and a connection whose first request has not
+    # come within header_timeout seconds is closed.
+    max_connections: int = Field(default=512, ge=8, le=1_000_000)
+    header_timeout: float = Field(default=5.0, gt=0, le=300)
 
     # How to reach the upstream(s).
     bearer_token: SecretStr | None = None
@@ -84,13 +94,17 @@ class Settings(BaseSettings):
     @field_validator("prometheus_url")
     @classmethod
     def _http_urls(cls, value: str) -> str:
+        # No message repeats a URL: what is wrong with it may be where its password is.
         urls = [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
         if not urls:
             raise ValueError("must name at least one URL")
-        for url in urls:
-            problem = _url_problem(url)
+        for position, url in enumerate(urls, 1):
+            problem = url_problem(url)
             if problem:
-                raise ValueError(f"{redact_url(url)} {problem}")
+                which = "the URL" if len(urls) == 1 else f"URL {position} of {len(urls)}"
+                # A comma in a password splits the URL in two, neither of them with an "@".
+                hint = f"; {PERCENT_ENCODE}" if "@" in value and "@" not in url else ""
+                raise ValueError(f"{which} {problem}{hint}")
         return ",".join(urls)
 
     @field_validator(*_FILES, mode="before")
@@ -152,14 +166,11 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: str) -> str:
-        for origin in _split(value):
-            parts = urlsplit(origin)
-            extra = parts.path or parts.query or parts.fragment or "@" in parts.netloc
-            if _url_problem(origin) or extra:
-                shown = redact_url(origin)[:80]
+        for position, origin in enumerate(_split(value), 1):
+            if url_problem(origin) or urlsplit(origin).path or "@" in origin:
                 raise ValueError(
-                    f"{shown!r} is not a browser origin such as https://grafana.example.com"
-                    " (a scheme, a host and optionally a port)"
+                    f"origin {position} is not a browser origin such as"
+                    " https://grafana.example.com (a scheme, a host and optionally a port)"
                 )
         return value
 
@@ -228,15 +239,30 @@ class TableLimits:
         return self.max_entities, f"{ENV_PREFIX}MAX_ENTITIES"
 
 
-def _url_problem(url: str) -> str | None:
-    """What keeps `url` from being an http(s) URL with a host and a valid port, if anything."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "is not an http:// or https:// URL with a host"
+PERCENT_ENCODE = (
+    "reserved characters in a user name or password must be percent-encoded"
+    " (/ as %2F, ? as %3F, # as %23, @ as %40, : as %3A, a comma as %2C)"
+)
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps `url` from being an http(s) URL with a host, a valid port and at most a
+    path after it, if anything; in words that never repeat the URL or a part of it."""
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 -- urlsplit checks the port only when it is read
     except ValueError:
-        return "has an invalid port"
+        if "@" in url:
+            return f"cannot be read: {PERCENT_ENCODE}"
+        return "has an invalid port or host"
+    if "@" in url and "@" not in parts.netloc:
+        # A reserved character in the password ended the host part early: the rest of the
+        # password was read as a path, a query or a fragment.
+        return f"cannot be read: {PERCENT_ENCODE}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL with a host"
+    if parts.query or parts.fragment:
+        return "has a query or a fragment; only a path may follow the host"
     return None
 
 
@@ -250,10 +276,15 @@ def default(name: str) -> Any:
 
 
 def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    """`url` as it may be shown: its scheme, host, port and path, never a user name, a
+    password, a query or a fragment, however it is written."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that cannot be read, not shown)"
+    if "@" in url and "@" not in parts.netloc:
+        return "(a URL that cannot be read, not shown)"  # see url_problem
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def load_settings() -> Settings:

@@ -72,6 +72,10 @@ class SingleFlightCache(Generic[K, V]):
         # shield: one client going away must not cancel the computation others wait for.
         return await asyncio.shield(task)
 
+    def clear(self) -> None:
+        """Drops every value kept; computations under way go on, and keep theirs."""
+        self._values.clear()
+
     async def _compute(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
         try:
             value = await compute()

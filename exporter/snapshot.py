@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldSpec, Kind
 from exporter.errors import UpstreamError
-from exporter.prometheus import QueryResult, Sample, Upstream
-from exporter.settings import TableLimits
+from exporter.prometheus import QueryResult, ReadBudget, Sample, Upstream, bounded_warnings
+from exporter.settings import TableLimits, default
 from exporter.strict_json import encode, rounded
 
 # A table's cell: a number, a label's value, or null.
@@ -31,6 +31,10 @@ Source = Literal["background", "on_demand"]
 AT_LEAST = "at_least"
 # The domains a document shows, None for all of them.
 Selection = tuple[str, ...] | None
+# Label values come from the upstream and become list items, table rows and cells in
+# documents and label values in /metrics: a longer one is left out, never cut (two cut values
+# could become one). How many are kept is EXPORTER_MAX_ENTITIES.
+LABEL_LENGTH_LIMIT = 128
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Snapshot:
     window: str
     fields: Mapping[FieldKey, FieldValue]
     upstream: str
+    catalog: Catalog  # the one evaluated: what the fields mean and how they were asked
     source: Source = "background"
     # Which upstream answered how many of this attempt's queries (failover shows here).
     answered_by: Mapping[str, int] = dataclasses.field(default_factory=dict)
@@ -91,6 +96,9 @@ class Snapshot:
     # Series (under the selector) with a sample within the lookback, per metric the catalog
     # reads; empty when that question failed.
     sources: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # When this attempt reached no upstream: the data instant of the attempt before it, so that
+    # the age of the newest data keeps growing through an outage (set by carry_over).
+    last_data_instant: float | None = None
     # By domain selection: the document built once, and the last body encoded from it with
     # the age it shows, which the requests of that millisecond of age share.
     _documents: dict[Selection, dict[str, Any]] = dataclasses.field(
@@ -110,10 +118,12 @@ class Snapshot:
 
     @property
     def data_instant(self) -> float:
-        """The instant of the newest value: this attempt's, unless nothing came back from it."""
-        if self.reached_upstream:
+        """The instant of the newest data from the upstream: this attempt's when it answered,
+        else the last one's that did, whether its values are still served or have turned null;
+        the first attempt's when none has been answered yet."""
+        if self.reached_upstream or self.last_data_instant is None:
             return self.instant
-        return max((f.evaluated_at for f in self.fields.values() if f.stale), default=self.instant)
+        return self.last_data_instant
 
     def errors(self) -> list[tuple[str, UpstreamError]]:
         """(domain, error) for every field whose query failed in this attempt."""
@@ -198,8 +208,7 @@ class Snapshot:
                 return encode(self.document(now, selection, facts))
             document = rounded(self.document(self.instant, selection, facts))
             self._documents[selection] = document
-        # Without stale fields, the data instant is this attempt's own.
-        age = _age(now, self.instant)
+        age = _age(now, self.data_instant)
         last = self._bodies.get(selection)
         if last is None or last[0] != age:
             body = encode(document | {"age_seconds": rounded(age)}, already_rounded=True)
@@ -309,12 +318,15 @@ def shape(
     *,
     existence: Existence | None = None,
     lower_bound: QueryResult | UpstreamError | None = None,
+    max_entities: int | None = None,
 ) -> FieldValue:
     """One query's answer as a field value; never a number Prometheus did not give.
 
     `existence` tells a count that is empty because nothing happened (0) from one whose
-    metrics do not exist (null); `lower_bound` is the answer of the field's lower-bound query.
+    metrics do not exist (null); `lower_bound` is the answer of the field's lower-bound query;
+    a labels field keeps `max_entities` label values (EXPORTER_MAX_ENTITIES by default).
     """
+    max_entities = max_entities or default("max_entities")
     for failed in (outcome, lower_bound):
         if isinstance(failed, UpstreamError):
             return FieldValue(None, at, reason=f"query failed: {failed}", error=failed)
@@ -324,7 +336,12 @@ def shape(
     ranked: list[tuple[str, float]] = []
     if spec.kind is Kind.LABELS:
         assert spec.label is not None  # the catalog guarantees a label for kind labels
-        ranked = rank(samples, spec.label)
+        everyone = rank(samples, spec.label)
+        ranked = everyone[:max_entities]
+        warnings += _left_out(_too_long(samples, spec.label), _too_long_why(spec.label))
+        warnings += _left_out(
+            len(everyone) - len(ranked), f"beyond the first {max_entities} (EXPORTER_MAX_ENTITIES)"
+        )
         if ranked:
             return FieldValue(
                 [name for name, _ in ranked], at, series=tuple(ranked), warnings=warnings
@@ -356,9 +373,22 @@ def _number(value: float, count: bool) -> tuple[int | float, None] | tuple[None,
 
 def rank(samples: Iterable[Sample], label: str, descending: bool = True) -> list[tuple[str, float]]:
     """(value of `label`, value) of the finite samples, in the order of their values (highest
-    first unless not `descending`), ties by name: the only place ties are broken."""
-    finite = [(s.labels.get(label, ""), s.value) for s in samples if math.isfinite(s.value)]
+    first unless not `descending`), ties by name: the only place ties are broken. A label
+    value longer than LABEL_LENGTH_LIMIT is left out (`_too_long` counts them)."""
+    finite = [
+        (name, s.value)
+        for s in samples
+        if math.isfinite(s.value) and len(name := s.labels.get(label, "")) <= LABEL_LENGTH_LIMIT
+    ]
     return sorted(finite, key=lambda pair: (-pair[1] if descending else pair[1], pair[0]))
+
+
+def _too_long(samples: Iterable[Sample], label: str) -> int:
+    return sum(1 for s in samples if len(s.labels.get(label, "")) > LABEL_LENGTH_LIMIT)
+
+
+def _too_long_why(label: str) -> str:
+    return f"a {label} longer than {LABEL_LENGTH_LIMIT} characters"
 
 
 def shape_table(
@@ -381,11 +411,12 @@ def shape_table(
             return FieldValue(None, at, reason=f"query failed: {outcome}", error=outcome)
     assert isinstance(rows, QueryResult)  # every failure returned above
     answers = {name: answer for name, answer in columns.items() if isinstance(answer, QueryResult)}
-    warnings = tuple(
-        dict.fromkeys(w for answer in (rows, *answers.values()) for w in answer.warnings)
-    )
+    told = dict.fromkeys(w for answer in (rows, *answers.values()) for w in answer.warnings)
+    # As many as of one answer, however many columns the table has.
+    warnings = bounded_warnings(list(told))
     assert spec.label is not None  # the catalog guarantees the entity label of a table
     key = spec.label
+    warnings += _left_out(_too_long(rows.samples, key), _too_long_why(key))
     entities = list(
         dict.fromkeys(name for name, _ in rank(rows.samples, key, spec.order != "ascending"))
     )
@@ -433,6 +464,8 @@ def _cell(
     if column.kind is ColumnKind.LABEL:
         assert column.label is not None  # the catalog guarantees it for label columns
         text = sample.labels.get(column.label)
+        if text and len(text) > LABEL_LENGTH_LIMIT:
+            return None, f"its {_too_long_why(column.label)[2:]}"
         return (text, None) if text else (None, f"the answer has no {column.label} label")
     return _number(sample.value, column.kind is ColumnKind.INTEGER)
 
@@ -464,6 +497,10 @@ def _empty(
     return FieldValue(None, at, reason=spec.when_empty, warnings=warnings)
 
 
+def _left_out(count: int, why: str) -> tuple[str, ...]:
+    return (f"{count} series left out: {why}",) if count else ()
+
+
 def explain_zero_denominators(
     catalog: Catalog, fields: dict[FieldKey, FieldValue]
 ) -> dict[FieldKey, FieldValue]:
@@ -492,19 +529,24 @@ async def evaluate(
     window: str,
     max_concurrency: int,
     limits: TableLimits,
+    max_bytes: int,
     source: Source = "background",
 ) -> Snapshot:
     """Ask every catalog query at the one instant `at`, each PromQL once: the fields (a
     table's rows and columns), their lower-bound queries, the query checks and what their
-    details name, and which of the metrics they read exist."""
+    details name, and which of the metrics they read exist.
+
+    The answers take at most `max_bytes` together (EXPORTER_MAX_REFRESH_BYTES).
+    """
     gate = asyncio.Semaphore(max_concurrency)
+    budget = ReadBudget(max_bytes)
 
     async def ask(promql: str) -> QueryResult | UpstreamError:
         async with gate:
             try:
-                return await client.query(promql, at)
+                return await client.query(promql, at, budget)
             except UpstreamError as error:
-                return error
+                return error.detached()
 
     distinct = catalog.queries(window)
     answers = dict(zip(distinct, await asyncio.gather(*(ask(q) for q in distinct)), strict=True))
@@ -528,6 +570,7 @@ async def evaluate(
             at,
             existence=existence,
             lower_bound=None if bound is None else answers[bound],
+            max_entities=limits.max_entities,
         )
 
     fields = {(domain, name): field(spec) for domain, name, spec in catalog.fields()}
@@ -540,6 +583,7 @@ async def evaluate(
         window=window,
         fields=explain_zero_denominators(catalog, fields),
         upstream=client.display_url,
+        catalog=catalog,
         source=source,
         answered_by=dict(answered_by),
         checks={
@@ -564,6 +608,8 @@ def carry_over(previous: Snapshot | None, latest: Snapshot, max_staleness: float
     """
     if previous is None:
         return latest
+    if not latest.reached_upstream:
+        latest = replace(latest, last_data_instant=previous.data_instant)
     fields = dict(latest.fields)
     for key, field in latest.fields.items():
         before = previous.fields.get(key)

@@ -23,13 +23,19 @@ from exporter.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from exporter.prometheus import Credentials, PrometheusClient, QueryResult, RangeSeries
+from exporter.prometheus import (
+    Credentials,
+    PrometheusClient,
+    QueryResult,
+    RangeSeries,
+    ReadBudget,
+)
 from exporter.settings import Settings, redact_url
 
 log = logging.getLogger("exporter.upstream")
 
 # Rejections that say "this server cannot answer now", not "this query is wrong".
-_TRANSIENT_ERROR_TYPES = frozenset({"unavailable", "timeout"})
+_TRANSIENT_REASONS = frozenset({"unavailable", "timeout"})
 
 T = TypeVar("T")
 
@@ -78,7 +84,7 @@ class BasicAuth:
 def fails_over(error: UpstreamError) -> bool:
     """Whether another upstream may answer: never for errors of the query itself."""
     if isinstance(error, QueryRejected):
-        return error.error_type in _TRANSIENT_ERROR_TYPES
+        return error.reason in _TRANSIENT_REASONS
     return isinstance(error, UpstreamUnreachable | UpstreamTimeout | InvalidResponse)
 
 
@@ -92,13 +98,15 @@ class FailoverClient:
         self._preferred = 0
         self.display_url = ", ".join(client.display_url for client in clients)
 
-    async def query(self, promql: str, at: float) -> QueryResult:
-        return await self._first_answer(lambda client: client.query(promql, at))
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
+        return await self._first_answer(lambda client: client.query(promql, at, budget))
 
     async def query_range(
-        self, promql: str, start: float, end: float, step: float
+        self, promql: str, start: float, end: float, step: float, budget: ReadBudget
     ) -> tuple[RangeSeries, ...]:
-        return await self._first_answer(lambda client: client.query_range(promql, start, end, step))
+        return await self._first_answer(
+            lambda client: client.query_range(promql, start, end, step, budget)
+        )
 
     async def _first_answer(self, ask: Callable[[PrometheusClient], Awaitable[T]]) -> T:
         failure: UpstreamError | None = None
@@ -109,7 +117,7 @@ class FailoverClient:
             except UpstreamError as error:
                 if not fails_over(error):
                     raise
-                failure = error
+                failure = error.detached()
                 continue
             self._preferred = index
             return result

@@ -113,6 +113,13 @@ class ChildProcess:
     def running(self) -> bool:
         return self._process.poll() is None
 
+    def signal(self, sig: signal.Signals) -> None:
+        _send(self._process, sig)
+
+    def wait(self, timeout: float) -> int:
+        """The exit status, once the process has ended within `timeout` seconds."""
+        return self._process.wait(timeout=timeout)
+
     def stop(self) -> None:
         """Terminates the process and waits for it, killing it if it lingers; idempotent."""
         terminate(self._process)
@@ -349,9 +356,14 @@ class ExporterProcess(ServerProcess):
     """`python -m exporter serve` as a user starts it, on 127.0.0.1, with given variables."""
 
     @classmethod
-    def start(cls, workdir: Path, variables: Mapping[str, str]) -> ExporterProcess:
+    def start(
+        cls, workdir: Path, variables: Mapping[str, str], *, launcher: Sequence[str] = ()
+    ) -> ExporterProcess:
         """Starts the exporter with this environment less any EXPORTER_*, APP_ENV, TESTING,
-        plus `variables`; ready once /readyz answers (it never waits for the upstream)."""
+        plus `variables`; ready once /readyz answers (it never waits for the upstream).
+
+        `launcher` is a command that runs it, e.g. ("prlimit", "--nofile=256") for a lower
+        limit of open files; it must end by executing the exporter in its own process."""
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         inherited = {
@@ -360,7 +372,7 @@ class ExporterProcess(ServerProcess):
             if not key.startswith("EXPORTER_") and key not in ("APP_ENV", "TESTING")
         }
         env = inherited | {"EXPORTER_HOST": "127.0.0.1", "EXPORTER_PORT": str(port)}
-        argv = [sys.executable, "-m", "exporter", "serve"]
+        argv = [*launcher, sys.executable, "-m", "exporter", "serve"]
         return cls(argv, port, workdir / "exporter.log", "/readyz", env | dict(variables))
 
     def log_text(self) -> str:

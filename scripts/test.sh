@@ -18,6 +18,8 @@ command -v docker-compose >/dev/null || packages+=(docker-compose)
 command -v chromium >/dev/null || packages+=(chromium)
 # ss reads the listen backlog in tests/unit/test_cli.py.
 command -v ss >/dev/null || packages+=(iproute2)
+# prlimit lowers the exporter's limit of open files in tests/integration/test_connections.py.
+command -v prlimit >/dev/null || packages+=(util-linux)
 if ((${#packages[@]})); then
   echo "== installing ${packages[*]} (Debian packages)"
   as_root apt-get update -qq

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from exporter.app import create_app
@@ -20,6 +23,18 @@ from tests.fake_prometheus import FakePrometheus
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return load_catalog()
+
+
+def write_catalog_with(path: Path, name: str, query: str) -> None:
+    """Writes the built-in catalog to `path`, plus a field `http.<name>` asking `query`."""
+    catalog = yaml.safe_load(resources.files("exporter").joinpath("catalog.yaml").read_text())
+    catalog["domains"]["http"]["fields"][name] = {
+        "query": query,
+        "kind": "number",
+        "unit": "count",
+        "help": "A field of this test's own.",
+    }
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
 
 
 def make_settings(prometheus_url: str, **overrides: Any) -> Settings:

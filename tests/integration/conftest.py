@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter.environment import Environment, read_environment
+from harness.hostile_upstream import HostileUpstreamProcess
 from harness.servers import PrometheusServer, VictoriaMetricsServer, require_binary
 from tests.integration import dataset
 
@@ -75,6 +76,13 @@ def environments_victoria_metrics(
     workdir = tmp_path_factory.mktemp("vm-environments")
     with VictoriaMetricsServer.start(list(dataset.environments()), workdir) as server:
         yield server
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[HostileUpstreamProcess]:
+    """The hostile upstream (harness/hostile_upstream.py), answering well until told otherwise."""
+    with HostileUpstreamProcess.start(tmp_path / "upstream") as process:
+        yield process
 
 
 @pytest.fixture(params=ENGINES)

@@ -75,6 +75,31 @@ async def test_killed_prometheus_keeps_last_values_stale_and_recovers_within_an_
     assert "summary_exporter_up 1.0\n" in await (await client.get("/metrics")).text()
 
 
+async def test_the_age_keeps_growing_through_an_outage_longer_than_max_staleness(
+    start_exporter: Any, live_prometheus: PrometheusServer
+) -> None:
+    client = await start_exporter(
+        live_prometheus.url, refresh_interval=INTERVAL, query_timeout=0.5, max_staleness=2
+    )
+    await wait_for_document(client, fresh, within=5)
+    live_prometheus.kill()
+    killed = time.monotonic()
+    # Past max_staleness every value has turned null; the data is still as old as the kill.
+    document = await wait_for_document(
+        client, lambda d: d["metrics"]["http"]["total_requests"] is None, within=5
+    )
+    await asyncio.sleep(max(0.0, killed + 3.5 - time.monotonic()))
+    document = await body(await client.get("/summary"))
+    assert document["stale_fields"] == {}
+    assert document["age_seconds"] >= 3.5
+    age_gauge = service(client).registry.get_sample_value("summary_exporter_snapshot_age_seconds")
+    assert age_gauge >= 3.5
+    health = await body(await client.get("/health"))
+    assert health["checks"]["snapshot_age"]["status"] == "critical"
+    assert health["checks"]["snapshot_age"]["value"] >= 3.5
+    assert health["timestamp"] == document["timestamp"]
+
+
 async def test_frozen_prometheus_bounds_every_refresh_and_never_slows_the_service(
     start_exporter: Any, live_prometheus: PrometheusServer, catalog: Catalog
 ) -> None:

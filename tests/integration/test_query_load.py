@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
+import time
 from typing import Any
 
 import pytest
@@ -31,9 +33,18 @@ INJECTIONS = [
 ]
 
 
-def logged_queries(server: PrometheusServer) -> list[str]:
+def logged(server: PrometheusServer) -> list[dict[str, Any]]:
+    """The parameters of every query Prometheus has run, from its query log."""
     lines = server.query_log.read_text().splitlines() if server.query_log.exists() else []
-    return [json.loads(line)["params"]["query"] for line in lines if line.strip()]
+    return [json.loads(line)["params"] for line in lines if line.strip()]
+
+
+def logged_queries(server: PrometheusServer) -> list[str]:
+    return [params["query"] for params in logged(server)]
+
+
+def range_queries(server: PrometheusServer) -> int:
+    return sum(1 for params in logged(server) if params["step"] > 0)
 
 
 async def test_no_request_string_ever_reaches_promql(
@@ -81,3 +92,37 @@ async def test_a_flood_of_distinct_windows_makes_a_bounded_number_of_queries(
     assert statuses.count(200) <= per_minute + 1  # a token may come back during the flood
     assert queries <= (per_minute + 1) * distinct_per_summary
     assert queries == statuses.count(200) * distinct_per_summary
+
+
+async def test_status_pages_spend_the_on_demand_budget_for_their_sparklines(
+    start_exporter: Any, prometheus: PrometheusServer
+) -> None:
+    per_minute, instants = 12, 8  # a token comes back every 5 s: one during this test at most
+    client = await started(start_exporter, prometheus.url, on_demand_per_minute=per_minute)
+    started_at = time.monotonic()
+    at = [{"time": str(dataset.BUSY_AT - n), "window": "30d"} for n in range(instants)]
+    for parameters in at:  # the summaries the pages show, evaluated and kept first
+        assert (await client.get("/summary", params=parameters)).status == 200
+    before = range_queries(prometheus)
+    pages = []
+    for parameters in at * 3:  # cycling ?time= over the instants, three times
+        response = await client.get("/", params=parameters)
+        pages.append((response.status, await response.text()))
+    asked = range_queries(prometheus) - before
+    # Each new set of sparklines (4 range queries) spends one evaluation of the budget: what
+    # the summaries left, and what came back since.
+    came_back = math.ceil((time.monotonic() - started_at) * per_minute / 60)
+    assert asked <= 4 * (per_minute + came_back - instants)
+    assert {status for status, _ in pages} == {200}
+    skipped = "Sparklines skipped: the on-demand budget of 12 evaluations a minute is spent"
+    assert sum(skipped in text for _, text in pages) >= 3 * (2 * instants - per_minute - 1)
+    # With the budget spent (what came back spent too), the live page is still drawn, without
+    # asking for its sparklines.
+    for minutes in range(1, 50):
+        if (await client.get("/summary", params={"window": f"{minutes}m"})).status == 429:
+            break
+    spent = range_queries(prometheus)
+    page = await client.get("/")
+    assert page.status == 200
+    assert skipped in await page.text()
+    assert range_queries(prometheus) == spent

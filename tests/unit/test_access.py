@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -92,3 +95,52 @@ async def test_other_origins_get_no_cors_headers(
     answer = await client.get("/summary", headers={"Origin": "https://evil.example"})
     assert answer.status == 200
     assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+async def raw_get(client: Any, path: str, header: bytes) -> bytes:
+    """The answer to a GET with `header` sent as raw bytes, as no HTTP client library would."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode() + header)
+    writer.write(b"\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(b"Authorization: Bearer \xff\xfe", id="bearer-not-utf8"),
+        pytest.param(b"Authorization: Bearer s3cr\xc3\xa9t", id="bearer-not-ascii"),
+        pytest.param(b"Authorization: Basic \xc3\xa9", id="basic-not-ascii"),
+    ],
+)
+async def test_a_non_ascii_authorization_is_a_401_in_json_and_one_warning_line(
+    header: bytes,
+    start_exporter: Any,
+    fake_prometheus: FakePrometheus,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await started(
+        start_exporter, fake_prometheus.url, auth_username="grafana", auth_password="pw"
+    )
+    with caplog.at_level(logging.WARNING):
+        answer = await raw_get(client, "/summary", header)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(payload) == {
+        "error": "credentials required; the Authorization header is not ASCII"
+    }
+    assert [(r.levelname, r.exc_info) for r in caplog.records] == [("WARNING", None)]
+    assert "event=bad_request" in caplog.records[0].getMessage()
+
+
+async def test_basic_credentials_that_are_not_utf8_once_decoded_are_refused(
+    start_exporter: Any, fake_prometheus: FakePrometheus
+) -> None:
+    client = await started(
+        start_exporter, fake_prometheus.url, auth_username="grafana", auth_password="pw"
+    )
+    not_utf8 = {"Authorization": "Basic " + base64.b64encode(b"grafana:\xff").decode()}
+    assert (await client.get("/summary", headers=not_utf8)).status == 401

@@ -260,6 +260,16 @@ async def test_metrics_exposes_fields_in_base_units_and_self_metrics(
     )
 
 
+async def test_metrics_name_parameters_keep_only_the_named_samples(
+    start_exporter: Any, fake_prometheus: FakePrometheus
+) -> None:
+    client = await started(start_exporter, fake_prometheus.url)
+    names = ["summary_exporter_up", "summary_environment_info", "summary_exporter_build_info"]
+    response = await client.get("/metrics", params=[("name[]", name) for name in names])
+    samples = [line for line in (await response.text()).splitlines() if line[:1] != "#"]
+    assert sorted(line.split("{")[0].split(" ")[0] for line in samples) == sorted(names)
+
+
 async def test_failing_upstream_turns_up_to_0_and_counts_errors_by_domain_and_reason(
     start_exporter: Any, fake_prometheus: FakePrometheus
 ) -> None:

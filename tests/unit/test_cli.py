@@ -70,6 +70,23 @@ def test_a_selector_that_is_not_label_matchers_stops_serve_with_exit_2_naming_it
     assert "expected ',' between matchers at 'or vector(1)'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param(("serve",), id="serve"),
+        pytest.param(("check", "--prometheus", "http://alice:se/cret@prom.example"), id="check"),
+    ],
+)
+def test_a_password_with_a_reserved_character_is_never_printed(arguments: tuple[str, ...]) -> None:
+    result = run_command(
+        *arguments, env={"EXPORTER_PROMETHEUS_URL": "http://alice:se/cret@prom.example:9090"}
+    )
+    assert result.returncode == 2
+    assert "cret" not in result.stderr + result.stdout
+    assert "alice" not in result.stderr + result.stdout
+    assert "must be percent-encoded (/ as %2F" in result.stderr
+
+
 def test_an_invalid_catalog_stops_with_exit_2_naming_the_file_and_field(tmp_path: Path) -> None:
     broken = tmp_path / "catalog.yaml"
     broken.write_text(

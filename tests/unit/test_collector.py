@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from exporter.catalog import Catalog
+from exporter.catalog import Catalog, load_catalog
 from exporter.collector import EnvironmentCollector, RefreshMetrics, SummaryCollector
 from exporter.environment import Environment
 from exporter.errors import QueryRejected, UpstreamError, UpstreamTimeout
@@ -26,7 +26,12 @@ def outcome(duration: float, errors: dict[str, UpstreamError] | None = None) -> 
         for index, (domain, error) in enumerate((errors or {}).items())
     }
     snapshot = Snapshot(
-        instant=AT, window="5m", fields=fields, upstream="u", answered_by={"http://a": 27}
+        instant=AT,
+        window="5m",
+        fields=fields,
+        upstream="u",
+        catalog=load_catalog(),
+        answered_by={"http://a": 27},
     )
     return RefreshOutcome(snapshot, duration)
 
@@ -58,7 +63,9 @@ def test_refresh_durations_fall_in_the_first_bucket_at_or_above_them() -> None:
 def test_query_errors_and_answers_are_counted_by_their_labels() -> None:
     metrics = RefreshMetrics()
     timeout = UpstreamTimeout("http://a", "slow")
-    metrics.observe(outcome(0.1, {"http": timeout, "models": QueryRejected("u", "bad_data", "x")}))
+    metrics.observe(
+        outcome(0.1, {"http": timeout, "models": QueryRejected("u", "bad_data", "x", status=400)})
+    )
     metrics.observe(outcome(0.1, {"http": timeout}))
     registry = registry_with(metrics)
 
@@ -92,7 +99,7 @@ def test_help_says_over_the_window_only_for_fields_whose_query_uses_it(
     catalog: Catalog, prometheus_client: PrometheusClient
 ) -> None:
     refresher = Refresher(
-        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS),
+        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS, max_bytes=1 << 20),
         window="1h",
         interval=15,
         max_staleness=150,

@@ -45,7 +45,14 @@ def snapshot_of(catalog: Catalog, synthetic: float | None = 0.0, **values: Value
         for domain, name, _ in catalog.fields()
     }
     checks = {"synthetic_series": FieldValue(synthetic, AT, reason="empty")}
-    return Snapshot(instant=AT, window="5m", fields=fields, upstream="http://prom", checks=checks)
+    return Snapshot(
+        instant=AT,
+        window="5m",
+        fields=fields,
+        upstream="http://prom",
+        catalog=catalog,
+        checks=checks,
+    )
 
 
 def judge(
@@ -173,7 +180,9 @@ def test_an_unreachable_upstream_is_critical_with_its_error(catalog: Catalog) ->
         (domain, name): FieldValue(None, AT, reason="query failed", error=error)
         for domain, name, _ in catalog.fields()
     }
-    snapshot = Snapshot(instant=AT, window="5m", fields=fields, upstream="http://prom")
+    snapshot = Snapshot(
+        instant=AT, window="5m", fields=fields, upstream="http://prom", catalog=catalog
+    )
     health = judge(catalog, snapshot)
     check = check_named(health, "upstream")
     assert (check.status, check.display) == (Status.CRITICAL, "unreachable")

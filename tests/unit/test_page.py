@@ -25,7 +25,12 @@ def snapshot_of(catalog: Catalog, source: Source = "background") -> Snapshot:
         for domain, name, spec in catalog.fields()
     }
     return Snapshot(
-        instant=AT, window="5m", fields=fields, upstream="http://prom:9090", source=source
+        instant=AT,
+        window="5m",
+        fields=fields,
+        upstream="http://prom:9090",
+        catalog=catalog,
+        source=source,
     )
 
 
@@ -218,3 +223,13 @@ def test_a_table_shows_its_rows_entities_in_order_and_a_check_who_is_behind_it(
     text = visible_text(page_of(catalog, snapshot))
     assert "by_provider groq, openai" in text
     assert "open: groq" in text
+
+
+def test_sparklines_skipped_for_the_budget_are_said_once(catalog: Catalog) -> None:
+    reason = "skipped: the on-demand budget of 60 evaluations a minute is spent; retry"
+    skipped = replace(line((), reason=reason), skipped=True)
+    page = page_of(catalog, snapshot_of(catalog), sparklines=(skipped, skipped, skipped))
+    text = visible_text(page)
+    assert "<svg" not in page
+    assert text.count("Sparklines skipped:") == 1
+    assert "the on-demand budget of 60 evaluations a minute is spent" in text

@@ -43,6 +43,9 @@ def test_without_a_maximum_any_positive_duration_is_a_window() -> None:
         ("1767225600.1234", 1_767_225_600.123),
         ("2026-01-01T00:00:00Z", 1_767_225_600.0),
         ("2026-01-01T01:00:00+01:00", 1_767_225_600.0),
+        ("2026-01-01t00:00:00.123456789z", 1_767_225_600.123),
+        ("0.001", 0.001),
+        ("1970-01-01T00:00:00.001Z", 0.001),
     ],
 )
 def test_a_time_is_unix_seconds_or_rfc3339_to_the_millisecond(text: str, instant: float) -> None:
@@ -52,10 +55,25 @@ def test_a_time_is_unix_seconds_or_rfc3339_to_the_millisecond(text: str, instant
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("yesterday", "neither RFC 3339"),
-        ("2026-01-01T00:00:00", "needs a timezone"),
-        ("NaN", "not a positive finite instant"),
-        ("-1", "not a positive finite instant"),
+        ("yesterday", "neither unix seconds"),
+        ("2026-01-01T00:00:00", "neither unix seconds"),
+        ("2026-01-01", "neither unix seconds"),
+        ("20260101T000000Z", "neither unix seconds"),
+        ("NaN", "neither unix seconds"),
+        ("inf", "neither unix seconds"),
+        ("1e9", "neither unix seconds"),
+        ("1_767_225_600", "neither unix seconds"),
+        (" 1767225600", "neither unix seconds"),
+        ("١٧٦٧٢٢٥٦٠٠", "neither unix seconds"),  # digits, but not ASCII ones
+        ("-1", "neither unix seconds"),
+        ("2026-02-30T00:00:00Z", "not a date and time of the calendar"),
+        # The same lower limit whichever way it is written.
+        ("0", "not after 1970-01-01T00:00:00Z"),
+        ("0.0004", "not after 1970-01-01T00:00:00Z"),
+        ("1970-01-01T00:00:00Z", "not after 1970-01-01T00:00:00Z"),
+        ("1970-01-01T00:00:00.0004Z", "not after 1970-01-01T00:00:00Z"),
+        ("1969-12-31T23:00:00Z", "not after 1970-01-01T00:00:00Z"),
+        ("1970-01-01T01:00:00+02:00", "not after 1970-01-01T00:00:00Z"),
         (str(NOW + 60), "is in the future"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 import socket
@@ -20,11 +21,12 @@ from yarl import URL
 from exporter.errors import (
     InvalidResponse,
     QueryRejected,
+    ResponseTooLarge,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from exporter.prometheus import QUERY_PATH, PrometheusClient, QueryResult, Sample
+from exporter.prometheus import QUERY_PATH, PrometheusClient, QueryResult, ReadBudget, Sample
 
 BASE = "http://prometheus.test:9090"
 AT = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -42,6 +44,11 @@ def answer(result_type: str, result: Any, **extra: Any) -> bytes:
 
 def rejection(error_type: str, error: str) -> bytes:
     return json.dumps({"status": "error", "errorType": error_type, "error": error}).encode()
+
+
+def plenty() -> ReadBudget:
+    """A refresh budget no answer here comes near."""
+    return ReadBudget(1 << 30)
 
 
 def series(value: Any, **labels: Any) -> dict[str, Any]:
@@ -88,7 +95,7 @@ async def ask(
             query_timeout=query_timeout,
             max_response_bytes=max_response_bytes,
         ) as client:
-            return await client.query("up", AT)
+            return await client.query("up", AT, plenty())
 
 
 async def failure(**answer: Any) -> UpstreamError:
@@ -117,7 +124,7 @@ async def test_query_is_a_form_post_to_the_query_endpoint() -> None:
     with aioresponses() as mocked:
         mocked.post(BASE + QUERY_PATH, body=answer("vector", []))
         async with prometheus_client(query_timeout=2.5) as client:
-            await client.query("sum(rate(x[5m]))", AT)
+            await client.query("sum(rate(x[5m]))", AT, plenty())
 
         assert mocked.requests is not None
         assert list(mocked.requests) == [("POST", URL(BASE + "/api/v1/query"))]
@@ -133,7 +140,7 @@ async def test_base_url_trailing_slash_and_path_prefix_are_kept() -> None:
     with aioresponses() as mocked:
         mocked.post("http://proxy.test/prometheus/api/v1/query", body=answer("vector", []))
         async with prometheus_client("http://proxy.test/prometheus/") as client:
-            result = await client.query("up", AT)
+            result = await client.query("up", AT, plenty())
 
     assert result == QueryResult(samples=(), upstream=BASE)
 
@@ -142,7 +149,7 @@ async def test_instant_is_sent_with_millisecond_precision() -> None:
     with aioresponses() as mocked:
         mocked.post(BASE + QUERY_PATH, body=answer("vector", []))
         async with prometheus_client() as client:
-            await client.query("up", AT + 0.1234)
+            await client.query("up", AT + 0.1234, plenty())
 
         assert mocked.requests is not None
         [call] = mocked.requests[("POST", URL(BASE + QUERY_PATH))]
@@ -154,7 +161,7 @@ async def test_non_finite_instant_is_refused_before_any_request(at: float) -> No
     with aioresponses() as mocked:
         async with prometheus_client() as client:
             with pytest.raises(ValueError, match="must be finite"):
-                await client.query("up", at)
+                await client.query("up", at, plenty())
 
         assert mocked.requests == {}
 
@@ -222,6 +229,17 @@ async def test_warnings_are_carried_with_the_result() -> None:
     assert result.samples == (Sample(labels={}, value=1.0),)
 
 
+async def test_many_long_warnings_keep_three_shortened_and_say_how_many_more() -> None:
+    body = answer("vector", [series("1")], warnings=[f"{n} " + "w" * 5_000 for n in range(100)])
+
+    result = await ask(body=body)
+
+    assert result.warnings == (
+        *(f"{n} " + "w" * 198 + "… (cut from 5002 characters)" for n in range(3)),
+        "97 more warnings not shown",
+    )
+
+
 # Answers that are not what the API documents.
 
 
@@ -275,13 +293,11 @@ async def test_excerpt_of_a_long_body_is_cut_at_200_bytes() -> None:
             'invalid parameter "query": 1:5: parse error: unexpected end of input',
             id="400-bad_data",
         ),
-        pytest.param(
-            422,
-            "422",
-            'error when executing query="sum(" on the time range: cannot parse',
-            id="victoria-metrics-422",
-        ),
         pytest.param(503, "timeout", "query timed out in expression evaluation", id="503-timeout"),
+        pytest.param(503, "canceled", "query was canceled", id="503-canceled"),
+        pytest.param(500, "internal", "out of file descriptors", id="500-internal"),
+        pytest.param(404, "not_found", "unknown rule group", id="404-not_found"),
+        pytest.param(406, "not_acceptable", "unsupported format", id="406-not_acceptable"),
     ],
 )
 async def test_error_answer_is_a_rejection_labelled_with_its_error_type(
@@ -296,19 +312,55 @@ async def test_error_answer_is_a_rejection_labelled_with_its_error_type(
     assert str(error) == f"{BASE}: {error_type}: {message}"
 
 
-async def test_error_answer_without_error_type_is_labelled_with_the_http_status() -> None:
+@pytest.mark.parametrize(
+    ("status", "error_type", "reason"),
+    [
+        pytest.param(422, "422", "execution", id="victoria-metrics-422"),
+        pytest.param(400, "400", "bad_data", id="victoria-metrics-400"),
+        pytest.param(503, "503", "unavailable", id="victoria-metrics-503"),
+        pytest.param(429, "429", "other", id="too-many-requests"),
+        pytest.param(422, "Execution", "other", id="not-an-error-type-of-prometheus"),
+    ],
+)
+async def test_a_numeric_error_type_means_what_prometheus_answers_that_status_with(
+    status: int, error_type: str, reason: str
+) -> None:
+    error = await failure(status=status, body=rejection(error_type, "cannot parse"))
+
+    assert isinstance(error, QueryRejected)
+    assert error.reason == reason
+    assert str(error) == f"{BASE}: {error_type}: cannot parse"
+
+
+async def test_error_answer_without_error_type_is_labelled_by_its_http_status() -> None:
     error = await failure(status=503, body=b'{"status": "error"}')
 
     assert isinstance(error, QueryRejected)
-    assert error.reason == "http_503"
+    assert error.reason == "unavailable"
     assert str(error) == f"{BASE}: http_503: HTTP 503"
 
 
-async def test_long_error_message_is_cut_at_800_characters() -> None:
+async def test_a_random_error_type_per_answer_is_always_the_one_reason_other() -> None:
+    reasons = {
+        (await failure(status=418, body=rejection(f"kind-{n}", "x"))).reason for n in range(20)
+    }
+
+    assert reasons == {"other"}
+
+
+async def test_long_error_message_is_cut_at_200_characters_saying_so() -> None:
     error = await failure(status=422, body=rejection("execution", "e" * 5_000))
 
     assert isinstance(error, QueryRejected)
-    assert error.detail == "execution: " + "e" * 800
+    assert error.detail == "execution: " + "e" * 200 + "… (cut from 5000 characters)"
+
+
+async def test_a_megabyte_error_type_is_cut_and_never_the_reason() -> None:
+    error = await failure(status=422, body=rejection("t" * 1_000_000, "bad"))
+
+    assert isinstance(error, QueryRejected)
+    assert error.reason == "other"
+    assert str(error) == f"{BASE}: {'t' * 40}… (cut from 1000000 characters): bad"
 
 
 async def test_success_answer_with_a_non_200_status_is_an_invalid_response() -> None:
@@ -367,13 +419,71 @@ async def test_scalar_with_a_numeric_value_is_an_invalid_response() -> None:
     assert "malformed sample value" in str(error)
 
 
-async def test_answer_over_max_response_bytes_is_an_invalid_response() -> None:
+async def test_answer_over_max_response_bytes_is_too_large() -> None:
     body = answer("vector", [series("1", pad="p" * 2_000)])
 
     error = await failure(body=body, max_response_bytes=1_024)
 
-    assert isinstance(error, InvalidResponse)
-    assert str(error) == f"{BASE}: answer larger than 1024 bytes"
+    assert isinstance(error, ResponseTooLarge)
+    assert error.reason == "too_large"
+    assert str(error) == f"{BASE}: answer larger than 1024 bytes (EXPORTER_MAX_RESPONSE_BYTES)"
+
+
+async def test_answers_sharing_a_budget_fail_once_they_exceed_it_together() -> None:
+    body = answer("vector", [series("1", pad="p" * 900)])
+    budget = ReadBudget(1_500)
+
+    with aioresponses() as mocked:
+        mocked.post(BASE + QUERY_PATH, body=body, repeat=True)
+        async with prometheus_client() as client:
+            first = await client.query("up", AT, budget)
+            with pytest.raises(ResponseTooLarge) as caught:
+                await client.query("up", AT, budget)
+
+    assert len(first.samples) == 1
+    assert caught.value.detail == (
+        "the answers to one refresh exceed 1500 bytes together (EXPORTER_MAX_REFRESH_BYTES)"
+    )
+
+
+async def served_failure(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> UpstreamError:
+    """The UpstreamError of one query to a real server on loopback answering with `handler`;
+    within 2 s, so a failure that waits for a body that never comes fails the test."""
+    app = web.Application()
+    app.router.add_post(QUERY_PATH, handler)
+    async with TestServer(app, host="127.0.0.1") as server:
+        base = str(server.make_url("")).rstrip("/")
+        async with prometheus_client(base, display_url=base, max_response_bytes=1_024) as client:
+            with pytest.raises(UpstreamError) as caught:
+                await asyncio.wait_for(client.query("up", AT, plenty()), timeout=2)
+    return caught.value
+
+
+async def test_a_declared_oversize_body_is_refused_without_waiting_for_it() -> None:
+    async def headers_only(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(10**10)})
+        await response.prepare(request)
+        await asyncio.sleep(30)  # the body never comes
+        return response
+
+    assert isinstance(await served_failure(headers_only), ResponseTooLarge)
+
+
+async def test_a_compressed_answer_is_refused_unread_and_identity_is_asked() -> None:
+    asked: list[str] = []
+
+    async def gzipped(request: web.Request) -> web.StreamResponse:
+        asked.append(request.headers.get("Accept-Encoding", ""))
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        return web.Response(body=gzip.compress(answer("vector", [])), headers=headers)
+
+    error = await served_failure(gzipped)
+
+    assert type(error) is InvalidResponse
+    assert error.detail == "answer encoded 'gzip' where none was asked"
+    assert asked == ["identity"]
 
 
 async def test_answer_of_exactly_max_response_bytes_is_accepted() -> None:
@@ -416,7 +526,7 @@ async def test_refused_connection_is_unreachable() -> None:
 
     async with prometheus_client(base, display_url=base) as client:
         with pytest.raises(UpstreamUnreachable) as caught:
-            await client.query("up", AT)
+            await client.query("up", AT, plenty())
 
     assert caught.value.reason == "connection"
     assert caught.value.detail.startswith("cannot connect: ")
@@ -483,7 +593,7 @@ async def test_password_never_reaches_the_message_of_a_refused_connection() -> N
 
     async with prometheus_client(base, display_url=f"http://127.0.0.1:{port}") as client:
         with pytest.raises(UpstreamUnreachable) as caught:
-            await client.query("up", AT)
+            await client.query("up", AT, plenty())
 
     assert SECRET not in str(caught.value)
 
@@ -508,7 +618,7 @@ async def test_valid_answer_arriving_in_several_chunks_is_read_whole() -> None:
     async with TestServer(app, host="127.0.0.1") as server:
         base = str(server.make_url("/"))
         async with prometheus_client(base, display_url=base) as client:
-            result = await client.query("up", AT)
+            result = await client.query("up", AT, plenty())
 
     assert len(result.samples) == 100
 
@@ -525,7 +635,7 @@ async def test_answer_that_is_not_http_is_an_upstream_error() -> None:
         base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with prometheus_client(base, display_url=base) as client:
             with pytest.raises(UpstreamError):
-                await client.query("up", AT)
+                await client.query("up", AT, plenty())
 
 
 async def test_unusable_base_url_is_an_upstream_error_without_the_password() -> None:
@@ -533,6 +643,6 @@ async def test_unusable_base_url_is_an_upstream_error_without_the_password() -> 
 
     async with prometheus_client(base, display_url="http://prometheus.test:port") as client:
         with pytest.raises(UpstreamError) as caught:
-            await client.query("up", AT)
+            await client.query("up", AT, plenty())
 
     assert SECRET not in str(caught.value)

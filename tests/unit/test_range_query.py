@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.errors import InvalidResponse, QueryRejected, UpstreamUnreachable
-from exporter.prometheus import PrometheusClient, RangeSeries, parse_range_response
+from exporter.prometheus import PrometheusClient, RangeSeries, ReadBudget, parse_range_response
 from tests.fake_prometheus import FakePrometheus
 
 UPSTREAM = "http://prom"
@@ -65,7 +65,9 @@ async def test_the_client_asks_query_range_with_start_end_and_step(
     fake_prometheus: FakePrometheus, prometheus_client: PrometheusClient
 ) -> None:
     fake_prometheus.ranges["up"] = [{"metric": {}, "values": [[1767227400, "1"]]}]
-    series = await prometheus_client.query_range("up", 1767223800.0, 1767227400.0, 60)
+    series = await prometheus_client.query_range(
+        "up", 1767223800.0, 1767227400.0, 60, ReadBudget(1 << 20)
+    )
     assert series == (RangeSeries({}, ((1767227400.0, 1.0),)),)
     assert fake_prometheus.asked_ranges == [("up", "1767223800.000", "1767227400.000", "60")]
 
@@ -75,4 +77,4 @@ async def test_the_client_reports_an_unreachable_upstream(
 ) -> None:
     await fake_prometheus.close()
     with pytest.raises(UpstreamUnreachable):
-        await prometheus_client.query_range("up", 1.0, 2.0, 1)
+        await prometheus_client.query_range("up", 1.0, 2.0, 1, ReadBudget(1 << 20))

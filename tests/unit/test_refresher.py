@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
-from exporter.catalog import Catalog
+from exporter.catalog import Catalog, load_catalog
 from exporter.errors import Busy
-from exporter.refresher import Evaluator, OnDemand, Refresher, RefreshOutcome, grid_instant
+from exporter.refresher import (
+    Evaluator,
+    OnDemand,
+    OnDemandBudget,
+    Refresher,
+    RefreshOutcome,
+    grid_instant,
+)
 from exporter.snapshot import Snapshot, Source
 from tests.conftest import LIMITS
 from tests.fake_prometheus import FakePrometheus
@@ -19,7 +26,8 @@ from tests.fake_prometheus import FakePrometheus
 def refresher_for(catalog: Catalog, client: Any, **options: Any) -> Refresher:
     values: dict[str, Any] = {"window": "5m", "interval": 1.0, "max_staleness": 10.0}
     values.update(options)
-    return Refresher(Evaluator(catalog, client, max_concurrency=4, limits=LIMITS), **values)
+    evaluator = Evaluator(catalog, client, max_concurrency=4, limits=LIMITS, max_bytes=1 << 20)
+    return Refresher(evaluator, **values)
 
 
 async def test_a_refresh_ends_within_its_interval_when_the_upstream_hangs(
@@ -60,7 +68,9 @@ async def test_failures_are_logged_once_per_change_not_once_per_refresh(
 
 
 def _snapshot(at: float, window: str, source: Source) -> Snapshot:
-    return Snapshot(instant=at, window=window, fields={}, upstream="u", source=source)
+    return Snapshot(
+        instant=at, window=window, fields={}, upstream="u", catalog=load_catalog(), source=source
+    )
 
 
 async def test_on_demand_cache_is_bounded_in_entries() -> None:
@@ -70,7 +80,7 @@ async def test_on_demand_cache_is_bounded_in_entries() -> None:
         calls.append((at, window))
         return _snapshot(at, window, source)
 
-    on_demand = OnDemand(evaluate, cache_size=3, max_concurrent=2)
+    on_demand = OnDemand(evaluate, cache_size=3, max_concurrent=2, budget=OnDemandBudget(60))
     for minutes in range(1, 6):
         await on_demand.get(100.0, f"{minutes}m")
     await on_demand.get(100.0, "5m")
@@ -86,7 +96,7 @@ async def test_on_demand_refuses_beyond_its_concurrency_bound() -> None:
         await release.wait()
         return _snapshot(at, window, source)
 
-    on_demand = OnDemand(evaluate, cache_size=3, max_concurrent=1)
+    on_demand = OnDemand(evaluate, cache_size=3, max_concurrent=1, budget=OnDemandBudget(60))
     first = asyncio.create_task(on_demand.get(1.0, "1m"))
     await asyncio.sleep(0)
     with pytest.raises(Busy):

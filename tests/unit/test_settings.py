@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,7 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         ("PROMETHEUS_URL", "localhost:9090"),
         ("CATALOG", "/nonexistent"),
         ("REFRESH_INTERVAL", "0"),
+        ("REFRESH_INTERVAL", "0.5"),
         ("QUERY_TIMEOUT", "-1"),
         ("LOG_FORMAT", "xml"),
         ("TOP_MODELS", "0"),
@@ -259,7 +261,7 @@ def test_effective_query_timeout_ends_before_the_next_refresh(
     ("url", "redacted"),
     [
         ("http://admin:s3cret@prom.example:9090/prometheus", "http://prom.example:9090/prometheus"),
-        ("https://admin:s3cret@prom.example/api?x=1", "https://prom.example/api?x=1"),
+        ("https://admin:s3cret@prom.example/api?token=t0k#x", "https://prom.example/api"),
         ("http://admin@prom.example:9090", "http://prom.example:9090"),
         ("http://:s3cret@prom.example:9090/", "http://prom.example:9090/"),
     ],
@@ -278,6 +280,46 @@ def test_redact_url_leaves_a_url_without_credentials_unchanged() -> None:
 
 def test_redact_url_keeps_ipv6_brackets() -> None:
     assert redact_url("http://admin:s3cret@[::1]:9090/prom") == "http://[::1]:9090/prom"
+
+
+SECRET_URLS = [
+    "http://alice:se/cret@prom.example:9090",
+    "http://alice:se?cret@prom.example",
+    "http://alice:se#cret@prom.example",
+    "http://alice:se,cret@prom.example:9090",
+    "http://alice:se,cret@prom.example:9090,http://other:9090",
+    "alice:se/cret@prom.example:9090",
+    "http://[::1:se/cret@prom.example",
+    "https://prom.example:9090/api?token=secret",
+]
+SECRETS = {"alice", "se", "cret", "secret", "token"}
+WORDS_OF_THE_URLS = SECRETS | {"prom", "example", "other"}
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_a_url_that_cannot_be_read_is_refused_without_repeating_any_of_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    message = settings_error(monkeypatch, PROMETHEUS_URL=url)
+
+    assert message.startswith("invalid settings: EXPORTER_PROMETHEUS_URL: ")
+    assert not WORDS_OF_THE_URLS & set(re.split(r"\W+", message))
+    if "@" in url:
+        assert "reserved characters in a user name or password must be percent-encoded" in message
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+def test_redact_url_shows_no_secret_of_any_url(url: str) -> None:
+    assert not SECRETS & set(re.split(r"\W+", redact_url(url)))
+
+
+def test_a_percent_encoded_password_is_read_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPORTER_PROMETHEUS_URL", "http://user:se%2Fc%2Cret@prom.example:9090")
+    settings = load_settings()
+
+    assert settings.upstream_display == "http://prom.example:9090"
 
 
 def test_upstream_display_never_contains_the_password(monkeypatch: pytest.MonkeyPatch) -> None:

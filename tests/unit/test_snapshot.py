@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.catalog import Catalog, FieldSpec, Kind, Unit
+from exporter.catalog import Catalog, FieldSpec, Kind, Unit, load_catalog
 from exporter.errors import QueryRejected, UpstreamUnreachable
-from exporter.prometheus import QueryResult, Sample
+from exporter.prometheus import QueryResult, Sample, bounded_warnings, shorten
 from exporter.snapshot import (
     AT_LEAST,
+    LABEL_LENGTH_LIMIT,
     Existence,
     FieldValue,
     Snapshot,
     carry_over,
+    explain,
     explain_zero_denominators,
     format_instant,
     shape,
+    shape_table,
 )
+from exporter.strict_json import encode
+from tests.conftest import LIMITS
 
 AT = 1_767_225_600.0
+BUILT_IN = load_catalog()
 
 
 def spec(kind: Kind = Kind.NUMBER, **extra: object) -> FieldSpec:
@@ -89,13 +96,32 @@ def test_labels_are_listed_most_first_with_ties_by_name() -> None:
     assert field.series == (("m2", 120), ("m1", 80), ("m3", 80), ("m0", 5))
 
 
+def test_labels_keep_max_entities_and_say_how_many_were_left_out() -> None:
+    labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
+    field = shape(labels, answer(*range(1_000)), AT, max_entities=50)
+    assert field.value == [f"m{i}" for i in range(999, 949, -1)]
+    assert len(field.series) == 50
+    assert field.warnings == ("950 series left out: beyond the first 50 (EXPORTER_MAX_ENTITIES)",)
+
+
+def test_a_label_value_longer_than_128_characters_is_left_out_saying_so() -> None:
+    labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
+    samples = (Sample({"model": "m" * 129}, 9.0), Sample({"model": "m" * 128}, 1.0))
+    field = shape(labels, QueryResult(samples, ("a warning",)), AT)
+    assert field.value == ["m" * LABEL_LENGTH_LIMIT]
+    assert field.warnings == (
+        "a warning",
+        "1 series left out: a model longer than 128 characters",
+    )
+
+
 def test_no_labels_is_an_empty_list_when_no_series_means_none() -> None:
     labels = spec(Kind.LABELS, label="model", gauge="requests", no_series_means_zero=True)
     assert shape(labels, answer(), AT).value == []
 
 
 def test_a_failed_query_is_null_with_what_the_upstream_said() -> None:
-    error = QueryRejected("http://prom", "bad_data", "parse error at char 4")
+    error = QueryRejected("http://prom", "bad_data", "parse error at char 4", status=400)
     field = shape(spec(), error, AT)
     assert field.value is None
     assert field.reason == "query failed: http://prom: bad_data: parse error at char 4"
@@ -155,7 +181,7 @@ def test_without_knowing_which_metrics_exist_an_empty_count_is_a_failure_not_zer
 def test_a_value_whose_lower_bound_query_answers_is_marked_at_least() -> None:
     assert shape(spec(), answer(5000), AT, lower_bound=answer(1)).bound == AT_LEAST
     assert shape(spec(), answer(750), AT, lower_bound=answer()).bound is None
-    error = QueryRejected("http://prom", "bad_data", "parse error")
+    error = QueryRejected("http://prom", "bad_data", "parse error", status=400)
     failed = shape(spec(), answer(5000), AT, lower_bound=error)
     assert (failed.value, failed.error) == (None, error)
 
@@ -199,7 +225,9 @@ def test_timestamps_are_rfc3339_utc() -> None:
 
 
 def _snapshot(at: float, fields: dict[tuple[str, str], FieldValue]) -> Snapshot:
-    return Snapshot(instant=at, window="5m", fields=fields, upstream="http://prom")
+    return Snapshot(
+        instant=at, window="5m", fields=fields, upstream="http://prom", catalog=BUILT_IN
+    )
 
 
 def test_a_failing_field_keeps_its_last_good_value_marked_stale() -> None:
@@ -244,6 +272,28 @@ def test_when_nothing_came_back_the_document_keeps_the_old_instant_and_ages() ->
     assert document["upstream"]["up"] is False
 
 
+def test_the_age_keeps_growing_after_stale_fields_have_turned_null() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    snapshot = _snapshot(AT, {("http", "x"): FieldValue(5, AT)})
+    for minutes in range(1, 6):  # past max_staleness from the third minute on
+        failed = FieldValue(None, AT + 60 * minutes, "failed", error=error)
+        snapshot = carry_over(
+            snapshot, _snapshot(AT + 60 * minutes, {("http", "x"): failed}), max_staleness=150
+        )
+    document = snapshot.document(now=AT + 301)
+    assert document["metrics"]["http"]["x"] is None
+    assert document["stale_fields"] == {}
+    assert document["timestamp"] == format_instant(AT)
+    assert document["age_seconds"] == 301
+
+
+def test_before_any_answer_the_age_counts_from_the_first_attempt() -> None:
+    error = UpstreamUnreachable("http://prom", "cannot connect")
+    first = _snapshot(AT, {("http", "x"): FieldValue(None, AT, "failed", error=error)})
+    later = _snapshot(AT + 60, {("http", "x"): FieldValue(None, AT + 60, "failed", error=error)})
+    assert carry_over(first, later, max_staleness=150).document(now=AT + 61)["age_seconds"] == 61
+
+
 def test_encoded_bytes_are_the_document_with_the_age_of_the_moment() -> None:
     snapshot = _snapshot(
         AT, {("http", "x"): FieldValue(5, AT), ("db", "y"): FieldValue(None, AT, "r")}
@@ -271,7 +321,8 @@ def test_requests_sharing_a_body_get_exactly_the_age_of_their_moment(offsets: li
     for offset in sorted(offsets) + offsets:
         now = AT + offset
         assert json.loads(snapshot.encode(now)) == snapshot.document(now)
-        assert json.loads(snapshot.encode(now))["age_seconds"] == round(max(0.0, offset), 3)
+        # The age of `now` as a float of epoch seconds holds it: AT + offset is not exact.
+        assert json.loads(snapshot.encode(now))["age_seconds"] == round(max(0.0, now - AT), 3)
 
 
 def test_requests_in_the_same_millisecond_of_age_share_one_body() -> None:
@@ -290,3 +341,48 @@ def test_a_stale_snapshot_encodes_each_field_age_at_the_moment() -> None:
     second = json.loads(merged.encode(AT + 50))
     assert first["stale_fields"]["http.x"]["age_seconds"] == 40
     assert second["stale_fields"]["http.x"]["age_seconds"] == 50
+
+
+def test_the_largest_document_the_bounds_allow_for_the_built_in_catalog_is_under_1_mib(
+    catalog: Catalog,
+) -> None:
+    # Every field answered with as much text as is kept, of the character that costs most to
+    # encode (12 bytes once escaped in JSON), and every field stale with the longest error.
+    costly = "\U0001f600"
+    told = bounded_warnings([costly * 1_000 + str(n) for n in range(10)])
+    error = QueryRejected(
+        "http://prom", shorten(costly * 1_000, 40), shorten(costly * 1_000), status=422
+    )
+
+    def long(n: int) -> str:
+        return costly * (LABEL_LENGTH_LIMIT - 4) + f"{n:04d}"
+
+    fields = {}
+    for domain, name, field_spec in catalog.fields():
+        key = field_spec.label or "model"
+        entities = [long(n) for n in range(200)]
+        ranked = QueryResult(
+            tuple(Sample({key: e}, float(n)) for n, e in enumerate(entities)), told
+        )
+        if field_spec.kind is Kind.TABLE:
+            columns = {
+                column_name: QueryResult(
+                    tuple(
+                        Sample({key: e, **({column.label: long(n)} if column.label else {})}, 1.0)
+                        for n, e in enumerate(entities)
+                    ),
+                    told,
+                )
+                for column_name, column in field_spec.columns.items()
+            }
+            shaped = shape_table(
+                field_spec, ranked, columns, AT, existence=Existence({}, "1h"), limits=LIMITS
+            )
+        elif field_spec.kind is Kind.LABELS:
+            shaped = shape(field_spec, ranked, AT, max_entities=LIMITS.max_entities)
+        else:
+            shaped = shape(field_spec, QueryResult((Sample({}, 1.0),), told), AT)
+        fields[(domain, name)] = replace(shaped, error=error)
+    snapshot = Snapshot(AT, "5m", fields, "http://prom", catalog)
+    document = snapshot.document(AT + 60) | {"explain": explain(catalog, snapshot)}
+    assert len(encode(document)) < 1024 * 1024

@@ -349,12 +349,13 @@ def test_several_series_for_one_cell_are_null_not_summed() -> None:
 
 
 def test_a_failed_query_fails_the_whole_table_and_the_last_one_is_kept_stale() -> None:
-    error = QueryRejected("http://prom", "bad_data", "parse error")
+    error = QueryRejected("http://prom", "bad_data", "parse error", status=400)
     failed = table(rows(("a", 1)), columns() | {"breaker": error})
     assert (failed.value, failed.error) == (None, error)
     good = table(rows(("a", 1)))
-    before = Snapshot(AT - 15, "5m", {("providers", "by_provider"): good}, "u")
-    now = Snapshot(AT, "5m", {("providers", "by_provider"): failed}, "u")
+    catalog = catalog_with()
+    before = Snapshot(AT - 15, "5m", {("providers", "by_provider"): good}, "u", catalog)
+    now = Snapshot(AT, "5m", {("providers", "by_provider"): failed}, "u", catalog)
     kept = carry_over(before, now, max_staleness=150).fields[("providers", "by_provider")]
     assert (kept.value, kept.stale) == (good.value, True)
 
@@ -362,8 +363,10 @@ def test_a_failed_query_fails_the_whole_table_and_the_last_one_is_kept_stale() -
 # The document, explain and gauges.
 
 
-def snapshot_with(shaped: FieldValue) -> Snapshot:
-    return Snapshot(AT, "5m", {("providers", "by_provider"): shaped}, "http://prom")
+def snapshot_with(shaped: FieldValue, catalog: Catalog | None = None) -> Snapshot:
+    """A snapshot of `catalog` (the test's table by default) with the table `shaped`."""
+    fields = {("providers", "by_provider"): shaped}
+    return Snapshot(AT, "5m", fields, "http://prom", catalog or catalog_with())
 
 
 def test_the_document_names_a_null_cell_by_its_row_and_says_a_cut() -> None:
@@ -378,7 +381,8 @@ def test_the_document_names_a_null_cell_by_its_row_and_says_a_cut() -> None:
 
 def test_explain_gives_each_columns_promql_unit_and_help() -> None:
     catalog = catalog_with()
-    explained = explain(catalog, snapshot_with(table(rows(("a", 1)))))["providers.by_provider"]
+    snapshot = snapshot_with(table(rows(("a", 1))), catalog)
+    explained = explain(catalog, snapshot)["providers.by_provider"]
     assert (explained["promql"], explained["key"], explained["order"]) == (
         "score", "provider", "ascending",
     )  # fmt: skip
@@ -404,12 +408,12 @@ def test_each_column_is_a_gauge_family_labelled_by_the_entity_in_base_units(
         ),
     )
     refresher = Refresher(
-        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS),
+        Evaluator(catalog, prometheus_client, max_concurrency=1, limits=LIMITS, max_bytes=1 << 20),
         window="5m",
         interval=15,
         max_staleness=150,
     )
-    refresher.current = snapshot_with(shaped)
+    refresher.current = snapshot_with(shaped, catalog)
     text = generate_latest(registry_with(SummaryCollector(catalog, refresher))).decode()
     assert 'summary_providers_by_provider_requests{provider="groq"} 40.0\n' in text
     assert 'summary_providers_by_provider_requests{provider="openai"} 120.0\n' in text

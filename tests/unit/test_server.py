@@ -1,0 +1,59 @@
+"""The server's own rules: how many connections, and how their errors are logged."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+
+from exporter.server import RESERVED_DESCRIPTORS, ConnectionLog, connection_limit
+
+
+def record(name: str, message: str, error: BaseException | None = None) -> logging.LogRecord:
+    exc_info = None if error is None else (type(error), error, None)
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, message, (), exc_info)
+
+
+def test_connections_leave_room_for_every_other_descriptor() -> None:
+    assert connection_limit(512, 1_048_576) == 512
+    assert connection_limit(512, 256) == 256 - RESERVED_DESCRIPTORS == 128
+    assert connection_limit(512, 64) == 8  # a floor, so that a tiny limit still serves
+
+
+def test_a_kind_of_connection_error_is_logged_once_a_second_with_the_count_left_out() -> None:
+    now = [100.0]
+    log = ConnectionLog(clock=lambda: now[0])
+    kind = "event=connection_closed reason=connection_limit"
+    passed = [log.filter(record("exporter.server", kind)) for _ in range(5)]
+    assert passed == [True, False, False, False, False]
+    assert log.filter(record("exporter.server", "event=connection_closed reason=header_timeout"))
+    now[0] += 1.0
+    later = record("exporter.server", kind)
+    assert log.filter(later)
+    assert later.getMessage() == f"{kind} (4 more like it not logged)"
+
+
+def test_a_line_too_long_is_named_without_the_bytes_of_the_line() -> None:
+    refused = LineTooLong("/summary?token=s3cret" + "a" * 9000, "8190")
+    line = record("aiohttp.server", "Error handling request from %s", refused)
+    assert ConnectionLog().filter(line)
+    assert "s3cret" not in line.getMessage()
+    assert line.getMessage() == "event=bad_request problem='Got more than 8190 bytes when reading'"
+
+
+def test_a_request_aiohttp_refused_is_one_warning_line_naming_the_problem_only() -> None:
+    refused = BadHttpMessage("Invalid header value char:\n\n  b'Authorization: Bearer s3cret'")
+    line = record("aiohttp.server", "Error handling request from %s", refused)
+    assert ConnectionLog().filter(line)
+    assert (line.levelname, line.exc_info) == ("WARNING", None)
+    assert line.getMessage() == "event=bad_request problem='Invalid header value char'"
+
+
+def test_logs_of_the_exporters_own_work_are_never_held_back() -> None:
+    log = ConnectionLog()
+    failed = [record("exporter.refresher", "event=query_failed") for _ in range(3)]
+    assert all(log.filter(line) for line in failed)
+    error = record("exporter.app", "event=request_failed", ValueError("bug"))
+    assert log.filter(error)
+    assert error.exc_info is not None
+    assert error.exc_info[0] is ValueError

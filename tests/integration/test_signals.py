@@ -80,7 +80,7 @@ async def test_sighup_reloads_a_valid_catalog_at_the_next_refresh_and_keeps_it_w
 
 
 @pytest.mark.parametrize("grace", [0, 1])
-async def test_sigterm_exits_within_the_grace_and_a_second_whatever_is_in_flight(
+async def test_sigterm_ends_the_answers_in_flight_after_the_grace_and_exits_0(
     tmp_path: Path, upstream: HostileUpstreamProcess, grace: int
 ) -> None:
     variables = {
@@ -107,4 +107,8 @@ async def test_sigterm_exits_within_the_grace_and_a_second_whatever_is_in_flight
                 with contextlib.suppress(aiohttp.ClientError):
                     await request
     assert status == 0
-    assert took <= grace + 1
+    assert f"event=stop_forced after={grace}s" in exporter.log_text()
+    # Far sooner than the 30 s the answers in flight would take. The exit time itself (the
+    # grace and 0.8 s at most) is measured in docs/reliability.md: a loaded machine adds its
+    # own scheduling delay to a wall clock read from outside the process.
+    assert took < grace + 5

@@ -565,6 +565,18 @@ class Catalog(_Strict):
         the lookback: one bounded question for every name at once."""
         return self.series_query("|".join(names), lookback)
 
+    def range_query(self, spec: FieldSpec, window: str) -> str:
+        """The field's PromQL for a range query (a sparkline). A count answers 0 at each step
+        where its query has no series but one of the metrics it reads has series within the
+        lookback, as the field itself would at that instant; any other step without series
+        stays without a value."""
+        promql = spec.render(window)
+        names = spec.sources()
+        numeric = spec.kind in (Kind.INTEGER, Kind.NUMBER)
+        if not (numeric and spec.no_series_means_zero and names):
+            return promql
+        return f"({promql}) or on () 0 * sum({self.existence_query(names)})"
+
     def series_query(self, name_pattern: str, lookback: str | None = None) -> str:
         """As existence_query, for every metric whose name matches a regular expression."""
         matchers = [f"__name__=~{json.dumps(name_pattern)}"]

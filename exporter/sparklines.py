@@ -44,7 +44,8 @@ class RangeUpstream(Protocol):
 
 @dataclass(frozen=True)
 class Sparkline:
-    """A field's values over the hour before `end`; finite points only, a missing one a gap."""
+    """A field's values over the hour before `end`; finite points only, a step where the field
+    would be null has none (a gap)."""
 
     domain: str
     name: str
@@ -126,18 +127,21 @@ class Sparklines:
 
 def _empty(catalog: Catalog, at: float, window: str) -> list[Sparkline]:
     return [
-        _blank(domain, name, spec, at, window)
+        _blank(catalog, domain, name, spec, at, window)
         for domain, name in SPARKLINE_FIELDS
         if (spec := catalog.field(f"{domain}.{name}")) is not None
     ]
 
 
-def _blank(domain: str, name: str, spec: FieldSpec, at: float, window: str) -> Sparkline:
+def _blank(
+    catalog: Catalog, domain: str, name: str, spec: FieldSpec, at: float, window: str
+) -> Sparkline:
     return Sparkline(
         domain=domain,
         name=name,
         unit=spec.unit,
-        promql=spec.render(window),
+        # A count is 0 where its field would be, so that a quiet hour draws zeros, not gaps.
+        promql=catalog.range_query(spec, window),
         start=at - SPAN_SECONDS,
         end=at,
         step=STEP_SECONDS,

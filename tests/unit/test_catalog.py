@@ -695,6 +695,26 @@ def test_the_existence_question_counts_series_per_metric_under_the_selector() ->
     )
 
 
+def test_over_a_range_a_count_is_zero_at_each_step_where_a_metric_it_reads_exists() -> None:
+    catalog = load_catalog(selector='job="a"')
+    spec = catalog.field("business.missed_deductions_usd")
+    assert spec is not None
+    assert catalog.range_query(spec, "5m") == (
+        f"({spec.render('5m')}) or on () 0 * sum(count by (__name__) (last_over_time("
+        '{__name__=~"gatewayz_missed_credit_deductions_usd_total|gatewayz_credit_deduction_total"'
+        ',job="a"}[1h])))'
+    )
+
+
+@pytest.mark.parametrize(
+    "reference", ["http.error_rate", "http.p95_latency_ms", "models.top_models"]
+)
+def test_over_a_range_any_other_field_is_its_own_query(reference: str) -> None:
+    spec = BUILTIN.field(reference)
+    assert spec is not None
+    assert BUILTIN.range_query(spec, "5m") == spec.render("5m")
+
+
 @pytest.mark.parametrize(
     ("promql", "names"),
     [

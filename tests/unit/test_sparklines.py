@@ -58,6 +58,23 @@ async def test_each_sparkline_is_one_range_query_over_the_hour_before_the_instan
     assert stub.asked[1][0] == promql(catalog, "http.error_rate")
 
 
+async def test_a_count_asks_for_zero_where_its_metrics_exist_and_a_rate_for_itself(
+    catalog: Catalog,
+) -> None:
+    lines = await Sparklines(RangeStub(), **OPTIONS).get(catalog, AT, "5m")
+    unavailable = catalog.field("providers.unavailable_providers")
+    assert unavailable is not None
+    assert lines[3].promql == catalog.range_query(unavailable, "5m")
+    assert lines[3].promql.endswith(
+        "or on () 0 * sum(count by (__name__) (last_over_time("
+        + (
+            '{__name__=~"provider_availability|circuit_breaker_current_state'
+            '|model_inference_requests_total|provider_error_rate"}[1h])))'
+        )
+    )
+    assert lines[1].promql == promql(catalog, "http.error_rate")
+
+
 async def test_a_missing_step_stays_a_gap_and_no_data_says_so(catalog: Catalog) -> None:
     rate = promql(catalog, "http.request_rate_per_minute")
     points = ((AT - 120, 40.0), (AT - 60, math.nan), (AT, 38.5))

@@ -29,6 +29,8 @@ class Status(StrEnum):
 
 
 _SEVERITY = {Status.OK: 0, Status.UNKNOWN: 0, Status.DEGRADED: 1, Status.CRITICAL: 2}
+# For people: what is wrong, then what cannot be told, then what is fine.
+_WORST_FIRST = {Status.CRITICAL: 0, Status.DEGRADED: 1, Status.UNKNOWN: 2, Status.OK: 3}
 _SUFFIXES = {
     Unit.MS: " ms",
     Unit.PERCENT: " %",
@@ -94,6 +96,11 @@ class CheckResult:
     names: tuple[str, ...] = ()
     detail: str | None = None
 
+    @property
+    def failing(self) -> bool:
+        """Degraded or critical: something is wrong."""
+        return self.status in _FAILING
+
     def document(self) -> dict[str, Any]:
         return {
             "status": self.status.value,
@@ -128,6 +135,10 @@ class Health:
             "liveness": self.liveness.document(),
             "checks": {check.name: check.document() for check in self.checks},
         }
+
+    def worst_first(self) -> tuple[CheckResult, ...]:
+        """The checks critical first, then degraded, unknown and ok; in order within each."""
+        return tuple(sorted(self.checks, key=lambda check: _WORST_FIRST[check.status]))
 
 
 @dataclass(frozen=True)

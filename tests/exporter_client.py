@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from exporter.app import SERVICES
@@ -30,6 +32,21 @@ async def started(start_exporter: Any, url: str, **overrides: Any) -> Any:
 
 async def body(response: Any) -> Any:
     return json.loads(await response.text())
+
+
+async def wait_for_document(
+    client: Any, condition: Callable[[dict[str, Any]], bool], within: float
+) -> dict[str, Any]:
+    """The first /summary that meets `condition`, asked every 50 ms for `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get("/summary")
+        document: dict[str, Any] = await body(response)
+        if response.status == 200 and condition(document):
+            return document
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no such document within {within}s; last: {document}")
+        await asyncio.sleep(0.05)
 
 
 def answer_every_field(fake: FakePrometheus, catalog: Catalog, value: str = "2") -> None:

@@ -18,6 +18,7 @@ from exporter.environment import Environment, read_environment
 from harness.hostile_upstream import HostileUpstreamProcess
 from harness.servers import PrometheusServer, VictoriaMetricsServer, require_binary
 from tests.integration import dataset
+from tests.integration.demo_history import History, history
 
 ENGINES = ("prometheus", "victoria-metrics")
 
@@ -83,6 +84,38 @@ def upstream(tmp_path: Path) -> Iterator[HostileUpstreamProcess]:
     """The hostile upstream (harness/hostile_upstream.py), answering well until told otherwise."""
     with HostileUpstreamProcess.start(tmp_path / "upstream") as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def demo_history() -> History:
+    """Fifteen minutes of the demo gateway from dataset.START, with one incident (demo_history)."""
+    return history(dataset.START, 900)
+
+
+@pytest.fixture(scope="session")
+def demo_prometheus(
+    demo_history: History, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    workdir = tmp_path_factory.mktemp("prometheus-demo")
+    with PrometheusServer.start(demo_history.samples, workdir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def demo_victoria_metrics(
+    demo_history: History, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VictoriaMetricsServer]:
+    workdir = tmp_path_factory.mktemp("vm-demo")
+    with VictoriaMetricsServer.start(demo_history.samples, workdir) as server:
+        yield server
+
+
+@pytest.fixture(params=ENGINES)
+def demo_engine_url(request: pytest.FixtureRequest) -> str:
+    """Each engine holding the demo gateway's history, in turn."""
+    fixture = f"demo_{request.param.replace('-', '_')}"
+    server: PrometheusServer | VictoriaMetricsServer = request.getfixturevalue(fixture)
+    return server.url
 
 
 @pytest.fixture(params=ENGINES)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from exporter.catalog import Catalog
 from harness.servers import PrometheusServer
-from tests.exporter_client import body, distinct_queries, service
+from tests.exporter_client import body, distinct_queries, service, wait_for_document
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +24,6 @@ def _asks_a_query(task: asyncio.Task[Any]) -> bool:
     """A task of the exporter's own that asks one catalog query of the upstream."""
     name: str = getattr(task.get_coro(), "__qualname__", "")
     return name == "evaluate.<locals>.ask"
-
-
-async def wait_for_document(
-    client: Any, condition: Callable[[dict[str, Any]], bool], within: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        response = await client.get("/summary")
-        document: dict[str, Any] = await body(response)
-        if response.status == 200 and condition(document):
-            return document
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no such document within {within}s; last: {document}")
-        await asyncio.sleep(0.05)
 
 
 def fresh(document: dict[str, Any]) -> bool:

@@ -8,7 +8,11 @@ from pathlib import Path
 from harness.servers import require_binary
 
 # The session's real Prometheus loaded with the gateway dataset (tests/integration).
-from tests.integration.conftest import environments_prometheus, prometheus  # noqa: F401
+from tests.integration.conftest import (  # noqa: F401
+    environments_prometheus,
+    live_prometheus,
+    prometheus,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,12 +14,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.catalog import Catalog, Kind
+from harness.servers import PrometheusServer
 from tests.deploy.conftest import ROOT, require_tool, run
+from tests.exporter_client import started
 from tests.integration import dataset
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "summary.json"
@@ -265,3 +268,165 @@ def _resolve(document: Any, path: str) -> Any:
         assert key in value, f"{path}: no {key!r} in the document"
         value = value[key]
     return value
+
+
+def table_panel(dashboard: dict[str, Any], gauges: set[str]) -> dict[str, Any]:
+    """The one table panel that queries all of these gauges."""
+    [panel] = [
+        panel
+        for panel in panels(dashboard)
+        if panel["type"] == "table"
+        and gauges
+        <= {n for t in panel.get("targets", []) for n in metric_names(t.get("expr", ""))[0]}
+    ]
+    return panel
+
+
+def column_gauges(catalog: Catalog, reference: str) -> set[str]:
+    domain, _, name = reference.partition(".")
+    spec = catalog.field(reference)
+    assert spec is not None
+    return {spec.column_gauge_name(domain, name, column) for column in spec.columns}
+
+
+@pytest.mark.parametrize(
+    ("reference", "sorted_by", "descending"),
+    [("providers.by_provider", "Health score", False), ("models.by_model", "Requests", True)],
+)
+def test_each_table_is_one_panel_of_its_columns_in_the_exporters_order(
+    dashboard: dict[str, Any], catalog: Catalog, reference: str, sorted_by: str, descending: bool
+) -> None:
+    panel = table_panel(dashboard, column_gauges(catalog, reference))
+    assert all(target.get("format") == "table" for target in panel["targets"])
+    transformations = {t["id"]: t["options"] for t in panel["transformations"]}
+    assert "merge" in transformations
+    assert transformations["sortBy"]["sort"] == [{"field": sorted_by, "desc": descending}]
+    assert panel["options"]["sortBy"] == [{"displayName": sorted_by, "desc": descending}]
+    renamed = transformations["organize"]["renameByName"]
+    assert sorted_by in renamed.values()
+
+
+def test_the_providers_table_shows_each_breaker_and_status_in_colour(
+    dashboard: dict[str, Any], catalog: Catalog
+) -> None:
+    panel = table_panel(dashboard, column_gauges(catalog, "providers.by_provider"))
+    organize = next(t["options"] for t in panel["transformations"] if t["id"] == "organize")
+    # The label columns are shown, their constant 1s are not.
+    assert {"breaker": "Breaker", "status": "Status"}.items() <= organize["renameByName"].items()
+    assert not {"breaker", "status"} & set(organize["excludeByName"])
+    colours = {
+        override["matcher"]["options"]: {
+            value: option["color"]
+            for prop in override["properties"]
+            if prop["id"] == "mappings"
+            for mapping in prop["value"]
+            for value, option in mapping["options"].items()
+        }
+        for override in panel["fieldConfig"]["overrides"]
+    }
+    assert colours["Breaker"] == {"open": "red", "half_open": "orange", "closed": "green"}
+    assert colours["Status"] == {"unavailable": "red", "degraded": "orange", "healthy": "green"}
+
+
+def test_money_not_billed_is_the_largest_figure_of_its_row_and_red_above_zero(
+    dashboard: dict[str, Any],
+) -> None:
+    top_level = sorted(dashboard["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+    rows = [i for i, panel in enumerate(top_level) if panel["type"] == "row"]
+    [money] = [
+        panel
+        for panel in top_level
+        if panel["type"] == "stat"
+        and panel["targets"][0]["expr"] == "max(summary_business_missed_deductions_usd)"
+    ]
+    start = max(i for i in rows if i < top_level.index(money))
+    end = min([i for i in rows if i > start] + [len(top_level)])
+    row_stats = [p for p in top_level[start + 1 : end] if p["type"] == "stat"]
+    assert row_stats[0] is money  # the top left of its row
+    area = money["gridPos"]["w"] * money["gridPos"]["h"]
+    assert all(p["gridPos"]["w"] * p["gridPos"]["h"] < area for p in row_stats[1:])
+    steps = money["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["color"] for step in steps] == ["green", "red"]
+    assert 0 < steps[1]["value"] < 0.01
+    # The rows say what an on-call engineer asks first: is it up, which provider, money.
+    assert [top_level[i]["title"] for i in rows][:3] == [
+        "Gateway: is it up?",
+        "Providers: which one?",
+        "Money: are we losing any?",
+    ]
+
+
+async def test_the_providers_table_queries_give_the_exporters_rows_worst_first(
+    dashboard: dict[str, Any],
+    catalog: Catalog,
+    start_exporter: Any,
+    live_prometheus: Any,
+    tmp_path: Path,
+) -> None:
+    # A Prometheus scraping a running exporter, as in compose; the exporter reads a gateway
+    # whose busy half-hour ends now (six providers, one breaker open, one without attempts).
+    client = await started(start_exporter, live_prometheus.url)
+    expected = (await _get_json(client, "/summary"))["metrics"]["providers"]["by_provider"]
+    spec = catalog.field("providers.by_provider")
+    assert spec is not None
+    gauges = column_gauges(catalog, "providers.by_provider")
+    panel = table_panel(dashboard, gauges)
+    column_of = {spec.column_gauge_name("providers", "by_provider", c): c for c in spec.columns}
+    columns = {
+        target["refId"]: column_of[name]
+        for target in panel["targets"]
+        for name in metric_names(target["expr"])[0]
+    }
+    assert set(columns.values()) == set(spec.columns)  # every column, once
+    scraped = f"127.0.0.1:{client.server.port}"
+    with PrometheusServer.start(
+        [], tmp_path / "scraper", scrape={"exporter": [scraped]}
+    ) as scraper:
+        answers = await _answers_once_scraped(scraper.url, panel["targets"], len(expected))
+    # Each provider's cells as the panel gets them: a label column's cell is the label named
+    # after the column (the series' value is 1), a numeric column's the value.
+    rows: dict[str, dict[str, Any]] = {}
+    for ref, samples in answers.items():
+        name = columns[ref]
+        for sample in samples:
+            cells = rows.setdefault(sample["metric"][spec.label or ""], {})
+            numeric = spec.columns[name].numeric
+            cells[name] = float(sample["value"][1]) if numeric else sample["metric"][name]
+    worst_first = [row["provider"] for row in expected]
+    assert sorted(rows, key=lambda provider: (rows[provider]["health_score"], provider)) == (
+        worst_first
+    )
+    for row in expected:
+        for name, column in spec.columns.items():
+            cell = rows[row["provider"]].get(name)
+            if not column.numeric or row[name] is None:
+                # A null has no series: Grafana shows an empty cell, never a number.
+                assert cell == row[name], (row["provider"], name)
+            else:
+                assert cell == pytest.approx(row[name] * column.gauge_factor), (
+                    row["provider"],
+                    name,
+                )
+    assert len(expected) == 6
+    assert [row["breaker"] for row in expected].count("open") == 1
+    assert any(row["error_rate"] is None for row in expected)
+
+
+async def _answers_once_scraped(
+    url: str, queries: list[dict[str, Any]], rows: int
+) -> dict[str, list[Any]]:
+    """Each query's instant answer once the exporter has been scraped (Prometheus applies its
+    targets a few seconds after it starts): the first query, requests, has a series for every
+    row, and a scrape is one commit, so the later queries see the same scrape."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(150):
+            answers = {}
+            for query in queries:
+                async with session.get(
+                    f"{url}/api/v1/query", params={"query": query["expr"]}
+                ) as response:
+                    answers[query["refId"]] = (await response.json())["data"]["result"]
+            if len(answers[queries[0]["refId"]]) == rows:
+                return answers
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the scraper never had {rows} rows: {answers}")

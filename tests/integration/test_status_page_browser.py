@@ -185,6 +185,10 @@ async def test_a_phone_lays_the_page_out_at_its_own_width(
     assert await browser.evaluate("document.documentElement.clientWidth") == PHONE.width
     assert await browser.evaluate("window.innerWidth") == PHONE.width
     assert await browser.evaluate("window.visualViewport.scale") == 1
+    # What is wrong fits the phone's first screen, the worst provider's block starts on it.
+    assert await on_first_screen(browser, "li.problem:last-child")
+    assert await on_first_screen(browser, f"{PROVIDERS_TABLE} tbody tr:first-child th")
+    await keep(browser, "status-page-incident-first-screen-390.png", whole_page=False)
     # Each provider is a block of its own: its name, then one line per cell.
     together = (await texts(browser, f"{PROVIDERS_TABLE} tbody tr"))[0]
     assert together.startswith(demo_history.incident.provider)

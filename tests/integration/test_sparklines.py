@@ -61,7 +61,9 @@ async def test_every_line_has_a_point_at_each_step_with_data_and_none_before(
     steps = [demo_history.start + seconds for seconds in range(45, 346, 60)]
     for name in ("http.request_rate_per_minute", "http.error_rate", "http.p95_latency_ms"):
         assert [at for at, _ in demo_lines[name].points] == steps, name
-    # No 5xx in the first minute is a zero; the incident's failures come later.
+    # The first minute's one 5xx is a series born at 1: VictoriaMetrics counts it, Prometheus
+    # cannot (an increase needs two values), so only its size is common to both. The
+    # incident's failures, at the last step, are the most.
     error_rate = [value for _, value in demo_lines["http.error_rate"].points]
-    assert error_rate[0] == 0.0
-    assert error_rate[-1] > 1.0
+    assert 0.0 <= error_rate[0] < 0.1
+    assert error_rate[-1] == max(error_rate) > 1.0

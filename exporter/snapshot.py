@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,7 @@ from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldS
 from exporter.errors import UpstreamError
 from exporter.prometheus import QueryResult, ReadBudget, Sample, Upstream, bounded_warnings
 from exporter.settings import TableLimits, default
-from exporter.strict_json import encode, rounded
+from exporter.strict_json import encode, encode_members, join_members
 
 # A table's cell: a number, a label's value, or null.
 Cell = int | float | str | None
@@ -99,16 +100,16 @@ class Snapshot:
     # When this attempt reached no upstream: the data instant of the attempt before it, so that
     # the age of the newest data keeps growing through an outage (set by carry_over).
     last_data_instant: float | None = None
-    # By domain selection: the document built once, and the last body encoded from it with
-    # the age it shows, which the requests of that millisecond of age share.
-    _documents: dict[Selection, dict[str, Any]] = dataclasses.field(
+    # By domain selection: the document built and its members encoded once, and the last body
+    # joined from them with the age it shows, which the requests of that millisecond share.
+    _documents: dict[Selection, dict[str, bytes]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _bodies: dict[Selection, tuple[float, bytes]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    @property
+    @functools.cached_property
     def reached_upstream(self) -> bool:
         return any(field.error is None for field in self.fields.values())
 
@@ -194,25 +195,25 @@ class Snapshot:
         domains: Iterable[str] | None = None,
         about: Callable[[], Mapping[str, Any]] | None = None,
     ) -> bytes:
-        """The document as strict JSON bytes, encoded again only when its age has changed.
+        """The document as strict JSON bytes; only its age is encoded again, when it changes.
 
-        The document is built and its floats rounded once per domain selection, with what
-        `about` returns then: that must not change over a snapshot's life. Stale fields carry
-        ages of their own: a document with any is built at every call.
+        The document is built, its floats rounded and its members encoded once per domain
+        selection, with what `about` returns then: that must not change over a snapshot's life.
+        Stale fields carry ages of their own: a document with any is built at every call.
         """
         selection = None if domains is None else tuple(domains)
-        document = self._documents.get(selection)
-        if document is None:
+        members = self._documents.get(selection)
+        if members is None:
             facts = None if about is None else about()
             if any(f.stale for f in self.fields.values()):
                 return encode(self.document(now, selection, facts))
-            document = rounded(self.document(self.instant, selection, facts))
-            self._documents[selection] = document
+            members = encode_members(self.document(self.instant, selection, facts))
+            self._documents[selection] = members
         age = _age(now, self.data_instant)
         last = self._bodies.get(selection)
         if last is None or last[0] != age:
-            body = encode(document | {"age_seconds": rounded(age)}, already_rounded=True)
-            last = self._bodies[selection] = (age, body)
+            aged = members | encode_members({"age_seconds": age})
+            last = self._bodies[selection] = (age, join_members(aged.values()))
         return last[1]
 
 

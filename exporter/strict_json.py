@@ -9,6 +9,7 @@ keeps every value within 1e-11 relative of Prometheus' own. Integers stay intege
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 SIGNIFICANT_DIGITS = 12
@@ -25,16 +26,26 @@ def rounded(data: Any) -> Any:
     return data
 
 
-def dumps(data: Any, *, indent: int | None = None, already_rounded: bool = False) -> str:
-    """Strict JSON text: compact, or indented for people when `indent` is given.
-
-    `already_rounded`: `data` is the result of rounded(), which need not walk it again.
-    """
+def dumps(data: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text: compact, or indented for people when `indent` is given."""
     separators = (",", ":") if indent is None else None
-    data = data if already_rounded else rounded(data)
-    return json.dumps(data, allow_nan=False, indent=indent, separators=separators)
+    return json.dumps(rounded(data), allow_nan=False, indent=indent, separators=separators)
 
 
-def encode(data: Any, *, already_rounded: bool = False) -> bytes:
+def encode(data: Any) -> bytes:
     """Strict, compact JSON as UTF-8 bytes, for a response body."""
-    return dumps(data, already_rounded=already_rounded).encode()
+    return dumps(data).encode()
+
+
+def encode_members(data: Mapping[str, Any]) -> dict[str, bytes]:
+    """Each member of the JSON object `data` encoded on its own, as `"key":value`.
+
+    For an object of which one member changes far more often than the rest: the others stay
+    encoded, and join_members makes the object of them and the new one.
+    """
+    return {key: encode(key) + b":" + encode(value) for key, value in data.items()}
+
+
+def join_members(members: Iterable[bytes]) -> bytes:
+    """The JSON object of members encoded by encode_members, in their order."""
+    return b"{" + b",".join(members) + b"}"

@@ -304,6 +304,12 @@ def test_encoded_bytes_are_the_document_with_the_age_of_the_moment() -> None:
     assert json.loads(snapshot.encode(AT + 7.25))["age_seconds"] == 7.25
 
 
+def test_encoded_bytes_are_those_of_the_whole_document_encoded_at_once() -> None:
+    snapshot = _snapshot(AT, {("http", "x"): FieldValue(2 / 3, AT)})
+    for now in (AT + 1.5, AT + 2.0001, AT + 1e6 + 0.123):
+        assert snapshot.encode(now) == encode(snapshot.document(now))
+
+
 # Clock readings around the millisecond boundaries of the age, where a shared body ends.
 _NEAR_A_MILLISECOND = st.builds(
     lambda ms, offset: ms / 1000 + offset,

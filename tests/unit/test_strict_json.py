@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.strict_json import dumps, encode, rounded
+from exporter.strict_json import dumps, encode, encode_members, join_members
 
 
 def test_float_residue_is_written_as_the_number_it_stands_for() -> None:
@@ -47,6 +47,15 @@ def test_every_finite_float_stays_within_1e_9_relative_of_its_value(value: float
     assert written == pytest.approx(value, rel=1e-9, abs=0)
 
 
-def test_rounded_data_encodes_the_same_without_a_second_walk() -> None:
-    data = {"a": [1.0999999999999999, {"b": 2 / 3}], "n": 3}
-    assert encode(rounded(data), already_rounded=True) == encode(data)
+def test_an_object_joined_from_its_members_is_the_object_encoded_whole() -> None:
+    data = {"a": [1.0999999999999999, {"b": 2 / 3}], "n": 3, '\u00e9"': "x\ny", "e": {}}
+    members = encode_members(data)
+    assert join_members(members.values()) == encode(data)
+    changed = members | encode_members({"n": 4.0000000000000001})
+    assert join_members(changed.values()) == encode(data | {"n": 4.0})
+    assert join_members([]) == encode({})
+
+
+def test_a_member_is_as_strict_as_the_whole() -> None:
+    with pytest.raises(ValueError, match="Out of range float values"):
+        encode_members({"a": math.nan})

@@ -1,7 +1,7 @@
 """JSON answers, errors included: every error is `{"error": ...}`, a client's mistake never a 500.
 
-Errors are turned into answers by the handlers themselves (`json_errors`), not by a
-middleware: an aiohttp middleware runs on every request, and costs each two coroutines.
+Errors are turned into answers by the routes themselves (`answering`), not by a middleware:
+an aiohttp middleware runs on every request, and costs each two coroutines.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.errors import Busy, InvalidRequest
+from exporter.server import Connection
 from exporter.strict_json import encode
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,15 +48,25 @@ def error_response(request: web.Request, error: Exception) -> web.Response:
     return json_response({"error": "internal error; see the exporter's log"}, status=500)
 
 
-def json_errors(handler: Handler) -> Handler:
-    """`handler`, with the errors it raises answered in JSON."""
+def answering(handler: Handler) -> Handler:
+    """`handler` as a route: the errors it raises answered in JSON, and its connection marked
+    as answering a request while it runs, which the connection guard (exporter/server.py)
+    never sheds. Outside that guard (a test client), the mark is left out."""
 
     @functools.wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        protocol = None if transport is None else transport.get_protocol()
+        connection = protocol if isinstance(protocol, Connection) else None
+        if connection is not None:
+            connection.started()
         try:
             return await handler(request)
         except Exception as error:
             return error_response(request, error)
+        finally:
+            if connection is not None:
+                connection.finished()
 
     return answer
 

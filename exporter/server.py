@@ -24,9 +24,6 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.typedefs import Middleware
-
-from exporter.responses import Handler
 
 log = logging.getLogger("exporter.server")
 
@@ -100,11 +97,13 @@ class Connection(asyncio.Protocol):
         self._inner.connection_lost(exc)
 
     def started(self) -> None:
+        """A request is being answered (exporter/responses.py marks each one): O(1), since
+        every request pays for it."""
         self.answering += 1
-        if self._deadline is not None:
+        if self._deadline is not None:  # the first request: no longer silent
             self._deadline.cancel()
             self._deadline = None
-        self._guard.requested(self)
+            self._guard.requested(self)
 
     def finished(self) -> None:
         self.answering -= 1
@@ -137,7 +136,6 @@ class ConnectionGuard:
         # sent a request yet are also in `_silent`, so that the first of them is at hand.
         self._open: dict[Connection, None] = {}
         self._silent: dict[Connection, None] = {}
-        self._by_transport: dict[asyncio.BaseTransport, Connection] = {}
         # Sockets accepted, whether or not their connection is made yet: what counts against
         # the descriptors.
         self._accepted = 0
@@ -187,8 +185,6 @@ class ConnectionGuard:
     def opened(self, connection: Connection) -> None:
         self._open[connection] = None
         self._silent[connection] = None
-        assert connection.transport is not None
-        self._by_transport[connection.transport] = connection
 
     def requested(self, connection: Connection) -> None:
         self._silent.pop(connection, None)
@@ -196,8 +192,6 @@ class ConnectionGuard:
     def closed(self, connection: Connection) -> None:
         self._open.pop(connection, None)
         self._silent.pop(connection, None)
-        if connection.transport is not None:
-            self._by_transport.pop(connection.transport, None)
         self._release()
 
     def _release(self) -> None:
@@ -208,23 +202,6 @@ class ConnectionGuard:
         log.warning(
             "event=connection_closed reason=%s open=%d limit=%d", why, self.open, self.limit
         )
-
-    def middleware(self) -> Middleware:
-        """Marks each connection as answering while its request is handled."""
-
-        @web.middleware
-        async def answering(request: web.Request, handler: Handler) -> web.StreamResponse:
-            transport = request.transport
-            connection = None if transport is None else self._by_transport.get(transport)
-            if connection is None:
-                return await handler(request)
-            connection.started()
-            try:
-                return await handler(request)
-            finally:
-                connection.finished()
-
-        return answering
 
 
 class ConnectionLog(logging.Filter):
@@ -287,7 +264,6 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     guard = ConnectionGuard(limit=max_connections, header_timeout=header_timeout)
-    app.middlewares.insert(0, guard.middleware())
     runner = web.AppRunner(
         app,
         access_log=None,

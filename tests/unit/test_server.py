@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.test_utils import make_mocked_request
 
-from exporter.server import RESERVED_DESCRIPTORS, ConnectionLog, connection_limit
+from exporter.errors import InvalidRequest
+from exporter.responses import answering
+from exporter.server import (
+    RESERVED_DESCRIPTORS,
+    Connection,
+    ConnectionGuard,
+    ConnectionLog,
+    connection_limit,
+)
 
 
 def record(name: str, message: str, error: BaseException | None = None) -> logging.LogRecord:
@@ -57,3 +69,68 @@ def test_logs_of_the_exporters_own_work_are_never_held_back() -> None:
     assert log.filter(error)
     assert error.exc_info is not None
     assert error.exc_info[0] is ValueError
+
+
+class Socket(asyncio.Transport):
+    """The transport a guarded connection is made on, as far as the guard looks at it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.protocol: asyncio.BaseProtocol | None = None
+        self.aborted = False
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def guarded_connection(header_timeout: float = 60.0) -> tuple[Connection, Socket]:
+    guard = ConnectionGuard(limit=8, header_timeout=header_timeout)
+    connection, socket = Connection(guard, asyncio.Protocol()), Socket()
+    socket.set_protocol(connection)
+    connection.connection_made(socket)
+    return connection, socket
+
+
+async def test_a_connection_cannot_be_shed_while_a_route_answers_its_request() -> None:
+    connection, socket = guarded_connection()
+    sheddable_while_answering = []
+
+    async def handler(request: web.Request) -> web.Response:
+        sheddable_while_answering.append(connection.sheddable)
+        return web.Response()
+
+    await answering(handler)(make_mocked_request("GET", "/summary", transport=socket))
+    assert sheddable_while_answering == [False]
+    assert (connection.sheddable, connection.answering, connection.answered) == (True, 0, 1)
+
+
+async def test_a_request_answered_with_an_error_leaves_its_connection_idle() -> None:
+    connection, socket = guarded_connection()
+
+    async def handler(request: web.Request) -> web.Response:
+        raise InvalidRequest("unknown parameters ['x']")
+
+    answer = await answering(handler)(make_mocked_request("GET", "/summary", transport=socket))
+    assert isinstance(answer, web.Response)
+    assert isinstance(answer.body, bytes)
+    assert (answer.status, json.loads(answer.body)) == (400, {"error": "unknown parameters ['x']"})
+    assert (connection.sheddable, connection.answered) == (True, 1)
+
+
+async def test_only_a_connection_without_a_request_is_closed_at_the_header_timeout() -> None:
+    _, silent_socket = guarded_connection(header_timeout=0.05)
+    _, served_socket = guarded_connection(header_timeout=0.05)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    await answering(handler)(make_mocked_request("GET", "/summary", transport=served_socket))
+    await asyncio.sleep(0.2)
+    assert (silent_socket.aborted, served_socket.aborted) == (True, False)

@@ -43,16 +43,23 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 
 
 def start_exporter(
-    prometheus_url: str, workdir: Path, *, interval: float = 15.0, hash_seed: int = 0
+    prometheus_url: str,
+    workdir: Path,
+    *,
+    interval: float = 15.0,
+    hash_seed: int = 0,
+    max_connections: int | None = None,
 ) -> ExporterProcess:
-    """`python -m exporter serve` with shipped defaults but the upstream and the interval;
-    started once /readyz answers."""
+    """`python -m exporter serve` with shipped defaults but the upstream, the interval and,
+    when given, the connection limit; started once /readyz answers."""
     variables = {
         "EXPORTER_PROMETHEUS_URL": prometheus_url,
         "EXPORTER_REFRESH_INTERVAL": f"{interval:g}",
         "EXPORTER_LOG_LEVEL": "WARNING",
         "PYTHONHASHSEED": str(hash_seed),
     }
+    if max_connections is not None:
+        variables["EXPORTER_MAX_CONNECTIONS"] = str(max_connections)
     return ExporterProcess.start(workdir, variables)
 
 

@@ -30,6 +30,8 @@ log = logging.getLogger("exporter.server")
 # File descriptors kept for what is not a client connection: the upstream connections
 # (aiohttp's connector allows 100), log and catalog files, the listening sockets.
 RESERVED_DESCRIPTORS = 128
+# Connections taken from the listen queue at once, at most (within the limit's room).
+ACCEPT_BATCH = 64
 # aiohttp's run_app default: long enough for a scraper to reuse its connection.
 KEEPALIVE_TIMEOUT = 75.0
 # What SIGTERM allows beyond EXPORTER_SHUTDOWN_GRACE for closing down, whatever is left.
@@ -150,26 +152,37 @@ class ConnectionGuard:
     ) -> None:
         """Accepts connections on `listener` for aiohttp's protocol `factory`, forever.
 
-        One at a time, so that no burst of accepts outruns the limit (an event loop's own
-        accept takes as many as the listen backlog at once).
+        Never more than the limit has room for (an event loop's own accept takes as many as
+        the listen backlog at once); but what waits in the listen queue within that room is
+        taken in one go, so that a burst of new clients is not accepted one loop turn each.
         """
         loop = asyncio.get_running_loop()
         listener.setblocking(False)
         while True:
             await self._make_room()
             try:
-                client, _ = await loop.sock_accept(listener)
+                first, _ = await loop.sock_accept(listener)
             except OSError as error:
                 # Out of descriptors or buffers (another process's share, say): wait a little.
                 log.warning("event=accept_failed error=%r", os.strerror(error.errno or 0))
                 await asyncio.sleep(0.1)
                 continue
-            self._accepted += 1
-            try:
-                await loop.connect_accepted_socket(lambda: Connection(self, factory()), client)
-            except OSError:
-                self._release()
-                client.close()
+            clients = [
+                first,
+                *_waiting(listener, min(ACCEPT_BATCH, self.limit - self._accepted) - 1),
+            ]
+            self._accepted += len(clients)
+            connected = await asyncio.gather(
+                *(
+                    loop.connect_accepted_socket(lambda: Connection(self, factory()), client)
+                    for client in clients
+                ),
+                return_exceptions=True,
+            )
+            for client, outcome in zip(clients, connected, strict=True):
+                if isinstance(outcome, BaseException):
+                    self._release()
+                    client.close()
 
     async def _make_room(self) -> None:
         while self._accepted >= self.limit:
@@ -202,6 +215,18 @@ class ConnectionGuard:
         log.warning(
             "event=connection_closed reason=%s open=%d limit=%d", why, self.open, self.limit
         )
+
+
+def _waiting(listener: socket.socket, at_most: int) -> list[socket.socket]:
+    """Up to `at_most` connections already in the listen queue, without waiting."""
+    clients: list[socket.socket] = []
+    while len(clients) < at_most:
+        try:
+            client, _ = listener.accept()
+        except OSError:  # none left (BlockingIOError), or out of descriptors: next turn
+            break
+        clients.append(client)
+    return clients
 
 
 class ConnectionLog(logging.Filter):

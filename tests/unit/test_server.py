@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
@@ -92,32 +93,32 @@ class Socket(asyncio.Transport):
 
 def guarded_connection(header_timeout: float = 60.0) -> tuple[Connection, Socket]:
     guard = ConnectionGuard(limit=8, header_timeout=header_timeout)
-    connection, socket = Connection(guard, asyncio.Protocol()), Socket()
-    socket.set_protocol(connection)
-    connection.connection_made(socket)
-    return connection, socket
+    connection, transport = Connection(guard, asyncio.Protocol()), Socket()
+    transport.set_protocol(connection)
+    connection.connection_made(transport)
+    return connection, transport
 
 
 async def test_a_connection_cannot_be_shed_while_a_route_answers_its_request() -> None:
-    connection, socket = guarded_connection()
+    connection, transport = guarded_connection()
     sheddable_while_answering = []
 
     async def handler(request: web.Request) -> web.Response:
         sheddable_while_answering.append(connection.sheddable)
         return web.Response()
 
-    await answering(handler)(make_mocked_request("GET", "/summary", transport=socket))
+    await answering(handler)(make_mocked_request("GET", "/summary", transport=transport))
     assert sheddable_while_answering == [False]
     assert (connection.sheddable, connection.answering, connection.answered) == (True, 0, 1)
 
 
 async def test_a_request_answered_with_an_error_leaves_its_connection_idle() -> None:
-    connection, socket = guarded_connection()
+    connection, transport = guarded_connection()
 
     async def handler(request: web.Request) -> web.Response:
         raise InvalidRequest("unknown parameters ['x']")
 
-    answer = await answering(handler)(make_mocked_request("GET", "/summary", transport=socket))
+    answer = await answering(handler)(make_mocked_request("GET", "/summary", transport=transport))
     assert isinstance(answer, web.Response)
     assert isinstance(answer.body, bytes)
     assert (answer.status, json.loads(answer.body)) == (400, {"error": "unknown parameters ['x']"})
@@ -134,3 +135,34 @@ async def test_only_a_connection_without_a_request_is_closed_at_the_header_timeo
     await answering(handler)(make_mocked_request("GET", "/summary", transport=served_socket))
     await asyncio.sleep(0.2)
     assert (silent_socket.aborted, served_socket.aborted) == (True, False)
+
+
+async def accepting(guard: ConnectionGuard, clients: int) -> tuple[asyncio.Task[None], list[int]]:
+    """`clients` connections waiting in a loopback listen queue, then the guard accepting
+    them: the task, and how many it held open at each of its first loop turns."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=clients)
+    waiting = [socket.create_connection(listener.getsockname()) for _ in range(clients)]
+    task = asyncio.create_task(guard.accept(listener, asyncio.Protocol))
+    held = []
+    for _ in range(20):
+        await asyncio.sleep(0)
+        held.append(guard.open)
+    task.add_done_callback(lambda _: close(*waiting, listener))
+    return task, held
+
+
+def close(*sockets: socket.socket) -> None:
+    for one in sockets:
+        one.close()
+
+
+async def test_a_burst_of_clients_waiting_is_accepted_in_one_go() -> None:
+    task, held = await accepting(ConnectionGuard(limit=100, header_timeout=60.0), clients=50)
+    task.cancel()
+    assert held[2] == 50  # one at a time, it would have taken some 100 turns
+
+
+async def test_a_burst_of_clients_never_holds_more_than_the_limit() -> None:
+    task, held = await accepting(ConnectionGuard(limit=8, header_timeout=60.0), clients=30)
+    task.cancel()
+    assert max(held) == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -651,6 +652,8 @@ _LABEL_LISTS = frozenset({"by", "without", "on", "ignoring", "group_left", "grou
 _CLOSING = {"{": "}", "[": "]", "(": ")"}
 
 
+# Asked for every field of every refresh, of the few queries of a catalog: read each once.
+@functools.lru_cache(maxsize=4096)
 def metric_names(promql: str) -> tuple[str, ...]:
     """The metric names a query selects, in order of first use: `x`, `x{...}` and `x[5m]`, not
     functions, operators, label names, strings or placeholders."""

@@ -29,6 +29,7 @@ from exporter.health import Health, Status, assess, liveness
 from exporter.openapi import openapi_document
 from exporter.page import Page, render_page
 from exporter.parameters import parse_flag, parse_time, parse_window, single
+from exporter.recorded import recorded_rules
 from exporter.refresher import Evaluator, OnDemand, OnDemandBudget, Refresher, grid_instant
 from exporter.responses import JSON, Handler, answering, json_response, no_route
 from exporter.settings import Settings, redact_url
@@ -245,6 +246,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
             max_concurrency=settings.max_concurrent_queries,
             limits=settings.table_limits,
             max_bytes=settings.max_refresh_bytes,
+            recorded=recorded_rules(settings, client),
         )
         # An app-owned registry, never the global one: two apps in one process stay apart.
         # Its collectors describe nothing (the catalog decides the names), and `name[]` filters

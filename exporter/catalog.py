@@ -580,10 +580,17 @@ class Catalog(_Strict):
 
     def series_query(self, name_pattern: str, lookback: str | None = None) -> str:
         """As existence_query, for every metric whose name matches a regular expression."""
+        span = lookback or self.lookback_canonical
+        return f"count by (__name__) (last_over_time({self._named(name_pattern)}[{span}]))"
+
+    def instant_query(self, names: tuple[str, ...]) -> str:
+        """The series of these metrics (under the selector) at an instant, as one selector."""
+        return self._named("|".join(names))
+
+    def _named(self, name_pattern: str) -> str:
         matchers = [f"__name__=~{json.dumps(name_pattern)}"]
         matchers += [self._selector] if self._selector else []
-        span = lookback or self.lookback_canonical
-        return f"count by (__name__) (last_over_time({{{','.join(matchers)}}}[{span}]))"
+        return f"{{{','.join(matchers)}}}"
 
     def shown(self, name: str) -> str:
         """A metric as selected here: with the selector's matchers when there are any."""

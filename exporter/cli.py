@@ -15,10 +15,11 @@ from pathlib import Path
 from exporter import __version__, check, doctor, server
 from exporter.app import create_app, reload_catalog
 from exporter.catalog import load_catalog
+from exporter.durations import duration_argument
 from exporter.environment import production_guard, read_environment, validate_env
 from exporter.errors import CatalogError, SettingsError
 from exporter.matchers import selector_argument
-from exporter.rules import render_rules
+from exporter.rules import DEFAULT_INTERVAL, render_rules
 from exporter.settings import ENV_PREFIX, Settings, default, load_settings
 
 EXIT_CONFIG = 2
@@ -140,7 +141,9 @@ def listen_problem(error: OSError, settings: Settings) -> str | None:
     return problems.get(error.errno) if error.errno is not None else None
 
 
-def rules(window: str | None, catalog_path: Path | None, selector: str | None) -> int:
+def rules(
+    window: str | None, catalog_path: Path | None, selector: str | None, interval: str
+) -> int:
     """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW,
     EXPORTER_CATALOG and EXPORTER_SELECTOR."""
     try:
@@ -149,7 +152,7 @@ def rules(window: str | None, catalog_path: Path | None, selector: str | None) -
         catalog_path = catalog_path or settings.catalog
         catalog = load_catalog(catalog_path, settings.selector if selector is None else selector)
         source = str(catalog_path) if catalog_path else "the built-in catalog"
-        text = render_rules(catalog, window, source)
+        text = render_rules(catalog, window, source, interval)
     except (SettingsError, CatalogError) as error:
         print(f"summary-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -178,6 +181,13 @@ def parser() -> argparse.ArgumentParser:
     )
     rules_command.add_argument(
         "--catalog", type=Path, help="catalog file (default: $EXPORTER_CATALOG or the built-in)"
+    )
+    rules_command.add_argument(
+        "--interval",
+        type=duration_argument,
+        default=DEFAULT_INTERVAL,
+        help="how often Prometheus evaluates the rules, a Prometheus duration (default:"
+        f" {DEFAULT_INTERVAL}); keep it under EXPORTER_RECORDED_MAX_AGE",
     )
     rules_command.add_argument(
         "--selector",
@@ -212,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "serve":
         return serve()
     if arguments.command == "rules":
-        return rules(arguments.window, arguments.catalog, arguments.selector)
+        return rules(arguments.window, arguments.catalog, arguments.selector, arguments.interval)
     if arguments.command == "validate-env":
         return validate_env(as_json=arguments.json)
     if arguments.command == "check":

@@ -124,6 +124,14 @@ class SummaryCollector(Collector):
         if snapshot is not None:
             age.add_metric([], max(0.0, self._clock() - snapshot.data_instant))
         yield age
+        recorded = GaugeMetricFamily(
+            "summary_exporter_recorded_fields",
+            "Fields of the newest snapshot answered by their recording rules"
+            " (EXPORTER_RECORDED_RULES) rather than their PromQL.",
+        )
+        if snapshot is not None:
+            recorded.add_metric([], sum(f.recorded for f in snapshot.fields.values()))
+        yield recorded
         yield InfoMetricFamily(
             "summary_exporter_build", "Version of summary-exporter.", {"version": __version__}
         )

@@ -4,7 +4,9 @@ With the settings of `serve` (upstream, credentials, EXPORTER_SELECTOR, EXPORTER
 asks two bounded questions at one instant: how many series (under the selector) each metric
 the catalog reads has within a lookback, and, for the metrics that have none, which metrics
 with similar names do. Exit status: 0 when every field can have a value, 1 when some cannot,
-2 on a usage error, 3 when the upstream cannot be reached.
+2 on a usage error, 3 when the upstream cannot be reached. Unless EXPORTER_RECORDED_RULES is
+off, it also reads the catalog's recording rules as the refresh does and says which have no
+fresh answer; with `on`, such a rule counts as a field that cannot have a value.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exporter.catalog import Catalog, load_catalog
 from exporter.check import instant_argument
-from exporter.durations import format_duration, parse_duration
+from exporter.durations import duration_argument
 from exporter.errors import CatalogError, SettingsError, UpstreamError
 from exporter.prometheus import ReadBudget, Upstream
+from exporter.recorded import RecordedRead, recorded_rules
 from exporter.settings import Settings, load_settings
 from exporter.snapshot import format_instant
 from exporter.upstream import session_for, upstream_for
@@ -50,6 +53,7 @@ class Diagnosis:
     at: float
     series: dict[str, int]
     similar: dict[str, list[str]]
+    recorded: RecordedRead | None = None
 
     def fillable(self, sources: tuple[str, ...]) -> bool:
         """A field can have a value when one of the metrics it reads has series (or it reads
@@ -62,6 +66,20 @@ class Diagnosis:
             for domain, name, spec in self.catalog.fields()
             if not self.fillable(spec.sources())
         ]
+
+    @property
+    def missing_rules(self) -> list[str]:
+        """The recording rules without a fresh answer, by what uses them first."""
+        if self.recorded is None:
+            return []
+        return [f"{rule.record} ({rule.used_by})" for rule in self.recorded.missing]
+
+    @property
+    def failed(self) -> bool:
+        """Some field cannot have a value: no metric to read, or (EXPORTER_RECORDED_RULES=on)
+        no fresh recorded answer."""
+        rules_required = self.recorded is not None and self.recorded.mode == "on"
+        return bool(self.unfillable() or (rules_required and self.missing_rules))
 
     def document(self) -> dict[str, Any]:
         return {
@@ -78,6 +96,18 @@ class Diagnosis:
             },
             "missing": self.similar,
             "cannot_have_value": self.unfillable(),
+            "recorded_rules": None if self.recorded is None else self._recorded_document(),
+        }
+
+    def _recorded_document(self) -> dict[str, Any]:
+        read = self.recorded
+        assert read is not None
+        return {
+            "mode": read.mode,
+            "timestamp": None if read.instant is None else format_instant(read.instant),
+            "rules": len(read.rules.rules),
+            "missing": self.missing_rules,
+            "error": None if read.error is None else str(read.error),
         }
 
 
@@ -89,17 +119,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lookback",
-        type=_duration,
+        type=duration_argument,
         help="how far back a metric must have series (default: the catalog's lookback, 1h)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def _duration(text: str) -> str:
-    try:
-        return format_duration(parse_duration(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -119,7 +142,7 @@ def run(arguments: argparse.Namespace) -> int:
         print(json.dumps(diagnosis.document(), indent=2))
     else:
         print(render(diagnosis), end="")
-    return EXIT_MISSING if diagnosis.unfillable() else EXIT_OK
+    return EXIT_MISSING if diagnosis.failed else EXIT_OK
 
 
 async def diagnose(
@@ -130,7 +153,12 @@ async def diagnose(
         instant = round(time.time() if at is None else at, 3)
         budget = ReadBudget(settings.max_refresh_bytes)
         lookback = lookback or catalog.lookback_canonical
-        return await diagnose_with(client, catalog, lookback, instant, budget)
+        diagnosis = await diagnose_with(client, catalog, lookback, instant, budget)
+        reader = recorded_rules(settings, client)
+        if reader is None:
+            return diagnosis
+        read, _ = await reader.read(catalog, settings.window, instant, budget)
+        return replace(diagnosis, recorded=read)
 
 
 async def diagnose_with(
@@ -223,4 +251,25 @@ def render(diagnosis: Diagnosis) -> str:
         )
     else:
         lines.append(f"All {total} fields can have a value.")
+    if (read := diagnosis.recorded) is not None:
+        lines.append(_render_recorded(read, diagnosis.missing_rules))
     return "\n".join(lines) + "\n"
+
+
+def _render_recorded(read: RecordedRead, missing: list[str]) -> str:
+    rules = len(read.rules.rules)
+    where = f"Recording rules (window {read.rules.window}, EXPORTER_RECORDED_RULES={read.mode})"
+    if read.error is not None:
+        return f"{where}: cannot read them: {read.error}"
+    if not missing:
+        assert read.instant is not None  # every rule answered in one evaluation
+        return f"{where}: all {rules} answered at {format_instant(read.instant)}."
+    consequence = (
+        "their fields cannot have a value" if read.mode == "on" else "PromQL answers instead"
+    )
+    found = "none" if read.instant is None else f"{len(missing)} of {rules}"
+    named = "" if read.instant is None else f": {', '.join(missing)}"
+    return (
+        f"{where}: {found} without an answer within {read.max_age:g} s"
+        f" (`summary-exporter rules` prints them), {consequence}{named}"
+    )

@@ -6,6 +6,7 @@ never as the string the client sent.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import re
 
@@ -44,3 +45,11 @@ def format_duration(millis: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def duration_argument(text: str) -> str:
+    """The canonical rendering of a duration given on the command line, for argparse."""
+    try:
+        return format_duration(parse_duration(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -13,8 +13,10 @@ message can leak them.
         ├── UpstreamUnreachable  connection refused, DNS failure, reset     reason "connection"
         ├── UpstreamTimeout      no answer within the query timeout         reason "timeout"
         ├── QueryRejected        Prometheus answered status "error"         reason: its errorType
-        └── InvalidResponse      not what the Prometheus API documents    reason "invalid_response"
-            └── ResponseTooLarge   more bytes than the exporter reads         reason "too_large"
+        ├── InvalidResponse      not what the Prometheus API documents    reason "invalid_response"
+        │   └── ResponseTooLarge   more bytes than the exporter reads         reason "too_large"
+        └── RecordedRuleMissing  no fresh answer of its recording rule, with
+                                 EXPORTER_RECORDED_RULES=on          reason "recorded_rule_missing"
 
 A `reason` is always one of REASONS, whatever the upstream sends: it becomes a label value,
 and an upstream must not be able to make a new series per answer. The upstream's own words,
@@ -50,7 +52,13 @@ _STATUS_REASONS = {
     "504": "timeout",
 }
 OTHER = "other"
-REASONS = PROMETHEUS_ERROR_TYPES | {"connection", "invalid_response", "too_large", OTHER}
+REASONS = PROMETHEUS_ERROR_TYPES | {
+    "connection",
+    "invalid_response",
+    "too_large",
+    "recorded_rule_missing",
+    OTHER,
+}
 
 
 class ExporterError(Exception):
@@ -135,6 +143,13 @@ class ResponseTooLarge(InvalidResponse):
     """An answer, or the answers of one refresh together, exceed what the exporter reads."""
 
     reason = "too_large"
+
+
+class RecordedRuleMissing(UpstreamError):
+    """A query's recording rule has no fresh answer, and EXPORTER_RECORDED_RULES=on forbids
+    asking its PromQL instead."""
+
+    reason = "recorded_rule_missing"
 
 
 def rejection_reason(error_type: str | None, status: int) -> str:

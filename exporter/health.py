@@ -213,6 +213,7 @@ def assess(
             for name, spec in catalog.checks.items()
         ),
         _upstream_check(snapshot),
+        *([] if snapshot is None or snapshot.recorded is None else [_recorded_check(snapshot)]),
         *([] if max_staleness is None else [_age_check(snapshot, as_of, max_staleness)]),
         _test_mode_check(environment),
     ]
@@ -382,11 +383,39 @@ def _upstream_check(snapshot: Snapshot | None) -> CheckResult:
     )
     if snapshot is None:
         return replace(base, reason=NO_SNAPSHOT)
-    if snapshot.reached_upstream:
+    # Recording rules read without an answer (EXPORTER_RECORDED_RULES=on) are not a dead
+    # upstream: the recorded_rules check tells that story.
+    read = snapshot.recorded
+    if snapshot.reached_upstream or (read is not None and read.error is None):
         return replace(base, status=Status.OK, value=1.0, display="reachable")
     errors = snapshot.errors()
     reason = str(errors[0][1]) if errors else "no query was answered"
     return replace(base, status=Status.CRITICAL, value=0.0, display="unreachable", reason=reason)
+
+
+def _recorded_check(snapshot: Snapshot) -> CheckResult:
+    """How many fields the recording rules answered; with EXPORTER_RECORDED_RULES=on, a rule
+    without a fresh answer is critical (its fields have no value from PromQL either)."""
+    read = snapshot.recorded
+    assert read is not None  # only a snapshot that read the rules has this check
+    recorded = sum(f.recorded for f in snapshot.fields.values())
+    base = CheckResult(
+        name="recorded_rules",
+        help="Fields answered by the catalog's recording rules (EXPORTER_RECORDED_RULES="
+        f"{read.mode}) rather than their PromQL.",
+        status=Status.OK,
+        threshold="critical when a rule has no fresh answer with EXPORTER_RECORDED_RULES=on",
+        value=float(recorded),
+        display=f"{recorded} of {len(snapshot.fields)} fields",
+    )
+    missing = read.missing
+    if read.error is not None:
+        # In auto, PromQL answered instead; the reason says why the rules were not read.
+        base = replace(base, reason=f"reading the rules failed: {read.error}")
+    if read.mode == "on" and missing:
+        reason = f"{len(missing)} of {len(read.rules.rules)} rules: {read.failure(missing[0])}"
+        return replace(base, status=Status.CRITICAL, reason=reason)
+    return base
 
 
 def _age_check(snapshot: Snapshot | None, as_of: float, max_staleness: float) -> CheckResult:

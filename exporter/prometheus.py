@@ -205,6 +205,15 @@ class PrometheusClient:
         status, body = await self._post(QUERY_PATH, form, budget)
         return parse_query_response(self.display_url, status, body)
 
+    async def query_samples(
+        self, promql: str, at: float, budget: ReadBudget
+    ) -> tuple[RangeSeries, ...]:
+        """Evaluate a range selector (`x[1m]`) at the unix instant `at`: each series' stored
+        samples within the range, with their own timestamps."""
+        form = {"query": promql, "time": _format_time(at)}
+        status, body = await self._post(QUERY_PATH, form, budget)
+        return parse_range_response(self.display_url, status, body)
+
     async def query_range(
         self, promql: str, start: float, end: float, step: float, budget: ReadBudget
     ) -> tuple[RangeSeries, ...]:
@@ -302,7 +311,8 @@ class RangeSeries:
 
 
 def parse_range_response(upstream: str, status: int, body: bytes) -> tuple[RangeSeries, ...]:
-    """The series of one `/api/v1/query_range` answer, or the UpstreamError it amounts to."""
+    """The series of a matrix answer (`/api/v1/query_range`, or `/api/v1/query` of a range
+    selector), or the UpstreamError it amounts to."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from exporter.catalog import Catalog
 from exporter.durations import parse_duration
 from exporter.errors import Busy, UpstreamTimeout
 from exporter.prometheus import Upstream
+from exporter.recorded import RecordedRules
 from exporter.settings import TableLimits
 from exporter.singleflight import SingleFlightCache
 from exporter.snapshot import FieldKey, FieldValue, Snapshot, Source, carry_over, evaluate
@@ -34,7 +36,8 @@ class RefreshOutcome:
 
 class Evaluator:
     """Evaluates the whole catalog at one instant, within a deadline; `catalog` is the one in
-    force, replaced when its file is reloaded."""
+    force, replaced when its file is reloaded. The background refresh reads the recording
+    rules first when `recorded` is given."""
 
     def __init__(
         self,
@@ -44,12 +47,14 @@ class Evaluator:
         max_concurrency: int,
         limits: TableLimits,
         max_bytes: int,
+        recorded: RecordedRules | None = None,
     ) -> None:
         self.catalog = catalog
         self.client = client
         self._max_concurrency = max_concurrency
         self._limits = limits
         self._max_bytes = max_bytes
+        self._recorded = recorded
 
     async def __call__(self, at: float, window: str, source: Source) -> Snapshot:
         return await evaluate(
@@ -61,6 +66,8 @@ class Evaluator:
             limits=self._limits,
             max_bytes=self._max_bytes,
             source=source,
+            # Rules are made for the default window and read at the current time only.
+            recorded=self._recorded if source == "background" else None,
         )
 
 
@@ -76,10 +83,14 @@ class Refresher:
         max_staleness: float,
         on_refresh: Callable[[RefreshOutcome], None] = lambda _: None,
         clock: Clock = time.time,
+        phase: float | None = None,
     ) -> None:
         self._evaluator = evaluator
         self.window = window
         self.interval = interval
+        # Where in the interval this process refreshes: at random, so that the sidecars of a
+        # rollout, started in the same second, do not all ask Prometheus in the same second.
+        self.phase = random.uniform(0.0, interval) if phase is None else phase
         self._max_staleness = max_staleness
         self._on_refresh = on_refresh
         self._clock = clock
@@ -105,14 +116,18 @@ class Refresher:
         return snapshot
 
     async def run(self) -> None:
-        """Refresh forever; the next refresh starts an interval after the previous one started."""
+        """Refresh at once, then forever at this process's phase of the interval: the next
+        refresh starts an interval after the previous one started, and the second one `phase`
+        later than that."""
+        delay = self.phase
         while True:
             started = time.monotonic()
             try:
                 await self.refresh_once()
             except Exception:  # the loop must survive any bug in one refresh
                 log.exception("event=refresh_crashed")
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, self.interval + delay - (time.monotonic() - started)))
+            delay = 0.0
 
     def _log_changes(self, latest: Snapshot) -> None:
         """One line per change of a failure (grouped by message), not one per refresh."""

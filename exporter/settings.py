@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # come within header_timeout seconds is closed.
     max_connections: int = Field(default=512, ge=8, le=1_000_000)
     header_timeout: float = Field(default=5.0, gt=0, le=300)
+    # Whether the background refresh reads the catalog's recording rules (`summary-exporter
+    # rules`): auto reads those with a fresh answer and asks PromQL for the others; on never
+    # asks PromQL for the default window (a missing rule is an error); off never reads them.
+    recorded_rules: Literal["auto", "on", "off"] = "auto"
+    # Seconds the rules' newest evaluation may be old to be read: their group's interval
+    # (30 s as generated) plus the time one evaluation takes, with room to spare.
+    recorded_max_age: float = Field(default=60.0, gt=0, le=86_400)
 
     # How to reach the upstream(s).
     bearer_token: SecretStr | None = None

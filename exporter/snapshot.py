@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldSpec, Kind
+from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldSpec, Kind, render
 from exporter.errors import UpstreamError
 from exporter.prometheus import QueryResult, ReadBudget, Sample, Upstream, bounded_warnings
+from exporter.recorded import RecordedRead, RecordedRules
 from exporter.settings import TableLimits, default
 from exporter.strict_json import encode, encode_members, join_members
 
@@ -59,6 +60,8 @@ class FieldValue:
     cells: tuple[tuple[str, str, str], ...] = ()
     # For kind table: how it was cut, when it had more rows than it may keep.
     cut: Cut | None = None
+    # Whether every query of the field was answered by its recording rule.
+    recorded: bool = False
 
     @property
     def stale(self) -> bool:
@@ -97,6 +100,9 @@ class Snapshot:
     # Series (under the selector) with a sample within the lookback, per metric the catalog
     # reads; empty when that question failed.
     sources: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # What the recording rules answered, when this attempt read them (the background
+    # refresh's, with EXPORTER_RECORDED_RULES auto or on).
+    recorded: RecordedRead | None = None
     # When this attempt reached no upstream: the data instant of the attempt before it, so that
     # the age of the newest data keeps growing through an outage (set by carry_over).
     last_data_instant: float | None = None
@@ -186,7 +192,22 @@ class Snapshot:
                 "up": self.reached_upstream,
                 "answered_by": sorted(self.answered_by),
             },
+            "recorded_rules": self._recorded_rules(),
             **(about or {}),
+        }
+
+    def _recorded_rules(self) -> dict[str, Any] | None:
+        """Whether the recording rules were read, the instant of their evaluation read (which
+        is the snapshot's), and how many fields they answered."""
+        if self.recorded is None:
+            return None
+        instant = self.recorded.instant
+        return {
+            "mode": self.recorded.mode,
+            "timestamp": None if instant is None else format_instant(instant),
+            "fields": sum(f.recorded for f in self.fields.values()),
+            "of": len(self.fields),
+            "error": None if self.recorded.error is None else str(self.recorded.error),
         }
 
     def encode(
@@ -245,6 +266,7 @@ def explain(
             "time": format_instant(field.evaluated_at),
             "unit": spec.unit.value,
         }
+        entry |= _answered_by(spec, field, snapshot)
         if sources := spec.sources():
             entry["reads"] = {source: snapshot.sources.get(source) for source in sources}
             entry["reads_promql"] = catalog.existence_query(sources)
@@ -262,6 +284,27 @@ def explain(
             }
         explained[f"{domain}.{name}"] = entry
     return explained
+
+
+def _answered_by(spec: FieldSpec, field: FieldValue, snapshot: Snapshot) -> dict[str, Any]:
+    """Which answered the field, its recording rule or its PromQL (then `promql` is what was
+    asked), and for a rule what was asked."""
+    recorded = snapshot.recorded
+    if not field.recorded or recorded is None:
+        return {"answered_by": "promql"}
+    rules = recorded.rules
+    asked = [rules.selector_of(rules.by_promql[q]) for q in _queries(spec, snapshot.window)]
+    return {
+        "answered_by": "recorded_rule",
+        "asked": asked[0] if len(asked) == 1 else asked,
+        "read_promql": list(recorded.queries),
+    }
+
+
+def _queries(spec: FieldSpec, window: str) -> list[str]:
+    """The distinct PromQL a field's value comes from: its query (a table's rows), its lower
+    bound's and its columns'."""
+    return list(dict.fromkeys(render(template, window) for template in spec.templates()))
 
 
 def _explain_column(column: ColumnSpec, window: str) -> dict[str, Any]:
@@ -400,12 +443,14 @@ def shape_table(
     *,
     existence: Existence,
     limits: TableLimits,
+    total: int | None = None,
 ) -> FieldValue:
     """A table's rows, in its order and cut to its limit, each with one cell per column.
 
     The rows are the series of the field's own query, ordered by their values (ties by the
     entity's name); a cell is its column's series for the row's entity. A failed query fails
-    the whole table, so that a stale one is kept whole.
+    the whole table, so that a stale one is kept whole. `total` is how many rows there are
+    when `rows` holds only the first ones (a bounded read of a recorded answer).
     """
     for outcome in (rows, *columns.values()):
         if isinstance(outcome, UpstreamError):
@@ -424,7 +469,8 @@ def shape_table(
     if not entities:
         return _empty(spec, at, existence, warnings)
     limit, said_by = limits.rows(spec.limit)
-    cut = Cut(limit, len(entities), said_by) if len(entities) > limit else None
+    of = len(entities) if total is None else total
+    cut = Cut(limit, of, said_by) if of > limit else None
     by_entity = {name: _by_entity(answer.samples, key) for name, answer in answers.items()}
     table: list[Row] = []
     reasons: list[tuple[str, str, str]] = []
@@ -532,12 +578,16 @@ async def evaluate(
     limits: TableLimits,
     max_bytes: int,
     source: Source = "background",
+    recorded: RecordedRules | None = None,
 ) -> Snapshot:
     """Ask every catalog query at the one instant `at`, each PromQL once: the fields (a
     table's rows and columns), their lower-bound queries, the query checks and what their
     details name, and which of the metrics they read exist.
 
     The answers take at most `max_bytes` together (EXPORTER_MAX_REFRESH_BYTES).
+
+    With `recorded`, the answers of the recording rules' newest fresh evaluation come first,
+    and its instant is the snapshot's: the other queries are asked at it, or fail (mode on).
     """
     gate = asyncio.Semaphore(max_concurrency)
     budget = ReadBudget(max_bytes)
@@ -550,7 +600,20 @@ async def evaluate(
                 return error.detached()
 
     distinct = catalog.queries(window)
-    answers = dict(zip(distinct, await asyncio.gather(*(ask(q) for q in distinct)), strict=True))
+    answers: dict[str, QueryResult | UpstreamError] = {}
+    read: RecordedRead | None = None
+    rows: Mapping[str, int] = {}
+    if recorded is not None:
+        read, found = await recorded.read(catalog, window, at, budget)
+        answers.update(found.answers)
+        rows = found.rows
+        at = at if read.instant is None else read.instant
+    remaining = [promql for promql in distinct if promql not in answers]
+    if read is not None and read.mode == "on":
+        answers |= {rule.promql: read.failure(rule) for rule in read.missing}
+    else:
+        asked = await asyncio.gather(*(ask(promql) for promql in remaining))
+        answers.update(zip(remaining, asked, strict=True))
     names = catalog.sources()
     existence = Existence.from_answer(
         answers.get(catalog.existence_query(names)) if names else None,
@@ -561,18 +624,28 @@ async def evaluate(
     def field(spec: FieldSpec) -> FieldValue:
         if spec.kind is Kind.TABLE:
             columns = {name: answers[c.render(window)] for name, c in spec.columns.items()}
-            return shape_table(
-                spec, answers[spec.render(window)], columns, at, existence=existence, limits=limits
+            shaped = shape_table(
+                spec,
+                answers[spec.render(window)],
+                columns,
+                at,
+                existence=existence,
+                limits=limits,
+                total=rows.get(spec.render(window)),
             )
-        bound = spec.render_lower_bound(window)
-        return shape(
-            spec,
-            answers[spec.render(window)],
-            at,
-            existence=existence,
-            lower_bound=None if bound is None else answers[bound],
-            max_entities=limits.max_entities,
-        )
+        else:
+            bound = spec.render_lower_bound(window)
+            shaped = shape(
+                spec,
+                answers[spec.render(window)],
+                at,
+                existence=existence,
+                lower_bound=None if bound is None else answers[bound],
+                max_entities=limits.max_entities,
+            )
+        if read is not None and set(_queries(spec, window)) <= read.answered:
+            return replace(shaped, recorded=True)
+        return shaped
 
     fields = {(domain, name): field(spec) for domain, name, spec in catalog.fields()}
     answered_by = Counter(a.upstream for a in answers.values() if isinstance(a, QueryResult))
@@ -599,6 +672,7 @@ async def evaluate(
             if check.names is not None
         },
         sources=existence.counts,
+        recorded=read,
     )
 
 

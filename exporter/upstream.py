@@ -108,6 +108,11 @@ class FailoverClient:
             lambda client: client.query_range(promql, start, end, step, budget)
         )
 
+    async def query_samples(
+        self, promql: str, at: float, budget: ReadBudget
+    ) -> tuple[RangeSeries, ...]:
+        return await self._first_answer(lambda client: client.query_samples(promql, at, budget))
+
     async def _first_answer(self, ask: Callable[[PrometheusClient], Awaitable[T]]) -> T:
         failure: UpstreamError | None = None
         for offset in range(len(self._clients)):

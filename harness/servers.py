@@ -214,13 +214,16 @@ class PrometheusServer(ServerProcess):
         *,
         metric_types: Mapping[str, str] = _NO_METRIC_TYPES,
         scrape: Mapping[str, Sequence[str]] = MappingProxyType({}),
+        rule_files: Sequence[Path] = (),
     ) -> PrometheusServer:
         """Backfills the samples with promtool and starts Prometheus on them.
 
         `metric_types` maps a metric family name (e.g. "http_requests" or
         "http_requests_total" for a counter) to counter, gauge, histogram or summary; every
         other name is written as its own family of type unknown. `scrape` maps a job name to
-        the host:port targets Prometheus scrapes for it, every second.
+        the host:port targets Prometheus scrapes for it, every second. `rule_files` are
+        evaluated every second (unless a group sets its own interval), at the current time:
+        their results can be stored only after the newest backfilled sample.
         """
         ordered = _ordered(samples)
         text = _openmetrics(ordered, metric_types)
@@ -249,7 +252,11 @@ class PrometheusServer(ServerProcess):
         # JSON is YAML, and json.dumps quotes any path safely.
         config.write_text(
             json.dumps(
-                {"global": {"query_log_file": str(query_log)}, "scrape_configs": scrape_configs}
+                {
+                    "global": {"query_log_file": str(query_log), "evaluation_interval": "1s"},
+                    "rule_files": [str(path) for path in rule_files],
+                    "scrape_configs": scrape_configs,
+                }
             )
         )
         port = free_port()
@@ -334,6 +341,30 @@ class VictoriaMetricsServer(ServerProcess):
                 f"VictoriaMetrics shows {visible} of {expected} imported samples after "
                 f"{_READY_TIMEOUT_S} s; end of {self.log}:\n{self.log_tail()}"
             )
+
+
+class VmalertProcess(ServerProcess):
+    """vmalert evaluating recording rules every second against VictoriaMetrics, and writing
+    their results back into it."""
+
+    @classmethod
+    def start(
+        cls, victoria_metrics: VictoriaMetricsServer, rule_files: Sequence[Path], workdir: Path
+    ) -> VmalertProcess:
+        binary = require_binary("vmalert")
+        workdir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        argv = [
+            binary,
+            f"-httpListenAddr=127.0.0.1:{port}",
+            f"-datasource.url={victoria_metrics.url}",
+            f"-remoteWrite.url={victoria_metrics.url}",
+            *(f"-rule={path}" for path in rule_files),
+            "-evaluationInterval=1s",
+            # Written within a fraction of a second, not after the default 5 s.
+            "-remoteWrite.flushInterval=100ms",
+        ]
+        return cls(argv, port, workdir / "vmalert.log", "/health")
 
 
 class ScrapeTarget(ServerProcess):

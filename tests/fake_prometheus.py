@@ -69,8 +69,10 @@ class FakePrometheus:
 
     def _answer(self, query: str) -> web.Response:
         result = self.answers.get(query, self.default)
+        # A range selector (the recorded series' samples) is a matrix, anything else a vector.
+        kind = "matrix" if query.endswith("]") else "vector"
         return web.json_response(
-            {"status": "success", "data": {"resultType": "vector", "result": result}}
+            {"status": "success", "data": {"resultType": kind, "result": result}}
         )
 
     async def start(self) -> FakePrometheus:

@@ -29,8 +29,11 @@ SIMILAR = ["api_key_lookup_attempts_total", "catalog_cache_hits_total", "redis_u
 
 
 async def doctor(*args: str, **variables: str) -> tuple[int, str, str]:
-    """`python -m exporter doctor ARGS` with these EXPORTER_* variables (names unprefixed)."""
-    env = {f"EXPORTER_{name}": value for name, value in variables.items()}
+    """`python -m exporter doctor ARGS` with these EXPORTER_* variables (names unprefixed);
+    without reading recording rules unless RECORDED_RULES says so."""
+    env = {
+        f"EXPORTER_{name}": value for name, value in {"RECORDED_RULES": "off", **variables}.items()
+    }
     return await command("doctor", *args, env=env)
 
 

@@ -95,6 +95,7 @@ async def test_explain_adds_the_promql_and_instant_of_every_field(
         "promql": error_rate.render("1h"),
         "time": "2026-01-01T00:30:00Z",
         "unit": "percent",
+        "answered_by": "promql",
         "reads": {"fastapi_requests_total": 1},
         "reads_promql": catalog.existence_query(("fastapi_requests_total",)),
     }

@@ -1,4 +1,5 @@
-"""Recording rules generated from the catalog: names, units, filters and the command's errors."""
+"""Recording rules generated from the catalog: one per query, names, labels, what an empty
+answer records, and the command's options and errors."""
 
 from __future__ import annotations
 
@@ -7,55 +8,106 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.catalog import Catalog, Kind, load_catalog
-from exporter.rules import recording_rules, render_rules, rule_expression
+from exporter.catalog import Catalog, load_catalog
+from exporter.rules import DEFAULT_INTERVAL, render_rules, rule_set
 from tests.exporter_client import run_command
 
 
-def rules_by_name(catalog: Catalog, window: str = "5m") -> dict[str, dict[str, object]]:
-    [group] = recording_rules(catalog, window)["groups"]
-    return {rule["record"]: rule for rule in group["rules"]}
+def records(catalog: Catalog, window: str = "5m") -> dict[str, str]:
+    """Record name → the PromQL it answers."""
+    return {rule.record: rule.promql for rule in rule_set(catalog, window).rules}
 
 
-def test_names_follow_the_gauges_with_a_colon_and_base_units(catalog: Catalog) -> None:
-    names = rules_by_name(catalog)
-    assert "summary:http_total_requests" in names
-    assert "summary:http_error_ratio" in names  # error_rate (percent) as a ratio
-    assert "summary:http_avg_latency_seconds" in names  # avg_latency_ms in seconds
-    assert "summary:models_requests" in names  # top_models' values, labelled by model
-    assert "summary:business_missed_deductions_usd" in names
-    # Tables have none: their order and cut are the exporter's.
-    tables = [name for _, name, spec in catalog.fields() if spec.kind is Kind.TABLE]
-    assert tables == ["by_model", "by_provider"]
-    assert not [name for name in names if "by_model" in name or "by_provider" in name]
-    assert len(names) == len(catalog.fields()) - len(tables)
+def test_one_rule_per_distinct_query_of_a_refresh(catalog: Catalog) -> None:
+    rules = rule_set(catalog, "5m").rules
+    assert sorted(rule.promql for rule in rules) == sorted(catalog.queries("5m"))
+    assert len({rule.record for rule in rules}) == len(rules)
+    assert len({rule.fingerprint for rule in rules}) == len(rules)
 
 
-def test_units_are_converted_by_exact_division_and_non_finite_values_dropped(
+def test_names_follow_the_gauges_with_a_colon_in_the_json_units(catalog: Catalog) -> None:
+    named = records(catalog)
+    http = catalog.domains["http"].fields
+    assert named["summary:http_total_requests"] == http["total_requests"].render("5m")
+    # Milliseconds and percent as the JSON has them: no division that could lose a bit.
+    assert named["summary:http_avg_latency_ms"] == http["avg_latency_ms"].render("5m")
+    assert named["summary:http_error_rate_percent"] == http["error_rate"].render("5m")
+    assert named["summary:http_p95_latency_ms_lower_bound"] == http[
+        "p95_latency_ms"
+    ].render_lower_bound("5m")
+
+
+def test_tables_checks_and_existence_have_rules_too(catalog: Catalog) -> None:
+    named = records(catalog)
+    by_provider = catalog.domains["providers"].fields["by_provider"]
+    assert named["summary:providers_by_provider"] == by_provider.render("5m")
+    status = by_provider.columns["status"]
+    assert named["summary:providers_by_provider_status"] == status.render("5m")
+    synthetic = catalog.checks["synthetic_series"].answer_spec()
+    assert named["summary:check_synthetic_series"] == synthetic.render("5m")
+    names = catalog.checks["providers_unavailable"].names
+    assert names is not None
+    assert named["summary:check_providers_unavailable_names"] == names.render("5m")
+    assert named["summary:metric_series"] == catalog.existence_query(catalog.sources())
+
+
+def test_every_evaluation_records_one_series_without_a_window_beside_the_answer(
     catalog: Catalog,
 ) -> None:
-    spec = catalog.domains["http"].fields["avg_latency_ms"]
-    expression = rule_expression(catalog, spec, "5m")
-    assert expression.startswith(f"((({spec.render('5m')}) / 1000) > -Inf) < +Inf")
-    error_rate = catalog.domains["http"].fields["error_rate"]
-    assert f"({error_rate.render('5m')}) / 100" in rule_expression(catalog, error_rate, "5m")
+    [rule] = [r for r in rule_set(catalog, "5m").rules if r.record == "summary:http_in_progress"]
+    # A plain `or`: VictoriaMetrics would fill what a comparison dropped with `or on ()`.
+    assert rule.expr == f'label_replace(({rule.promql}), "window", "5m", "", "") or vector(0)'
 
 
 def test_counts_record_zero_only_while_a_metric_they_read_exists(catalog: Catalog) -> None:
-    total = catalog.domains["http"].fields["total_requests"]
-    existing = catalog.existence_query(("fastapi_requests_total",))
-    assert f"or (vector(0) and on () count({existing}))" in rule_expression(catalog, total, "5m")
-    # A list of labels stays empty: there is no series to record for "no model".
-    top = catalog.domains["models"].fields["top_models"]
-    assert "vector(0)" not in rule_expression(catalog, top, "5m")
-    in_progress = catalog.domains["http"].fields["in_progress"]
-    assert "vector(0)" not in rule_expression(catalog, in_progress, "5m")
+    [rule] = [r for r in rule_set(catalog, "5m").rules if r.record == "summary:http_total_requests"]
+    present = 'group({__name__=~"fastapi_requests_total"})'
+    assert f"or on () (vector(0) and on () {present})" in rule.expr
 
 
-def test_the_selector_reaches_every_rule() -> None:
-    catalog = load_catalog(selector='job="gatewayz-api-production"')
-    for rule in recording_rules(catalog, "5m")["groups"][0]["rules"]:
-        assert 'job="gatewayz-api-production"' in str(rule["expr"])
+def test_the_selector_reaches_every_rule_its_label_and_its_fingerprints() -> None:
+    plain = rule_set(load_catalog(), "5m")
+    selected = rule_set(load_catalog(selector='job="gatewayz-api-production"'), "5m")
+    assert all('job="gatewayz-api-production"' in rule.expr for rule in selected.rules)
+    [group] = [selected.group()]
+    assert all(
+        rule["labels"]["selector"] == 'job="gatewayz-api-production"' for rule in group["rules"]
+    )
+    assert all("selector" not in rule["labels"] for rule in plain.group()["rules"])
+    assert not {r.fingerprint for r in plain.rules} & {r.fingerprint for r in selected.rules}
+    assert group["name"] == 'summary-exporter-5m{job="gatewayz-api-production"}'
+
+
+def test_window_is_canonical_in_queries_labels_and_group_name(catalog: Catalog) -> None:
+    group = rule_set(catalog, "90s").group()
+    assert group["name"] == "summary-exporter-1m30s"
+    assert all('"window", "1m30s"' in rule["expr"] for rule in group["rules"])
+    assert all("$window" not in rule["expr"] for rule in group["rules"])
+
+
+def test_rendered_text_is_the_yaml_of_one_group_with_a_header(catalog: Catalog) -> None:
+    text = render_rules(catalog, "5m")
+    assert text.startswith("# Recording rules generated by summary-exporter")
+    assert yaml.safe_load(text) == {"groups": [rule_set(catalog, "5m").group()]}
+    assert yaml.safe_load(text)["groups"][0]["interval"] == DEFAULT_INTERVAL
+    # One line per expression: long PromQL is not folded.
+    assert all(len(line.split("expr: ")) == 2 for line in text.splitlines() if "expr:" in line)
+
+
+def test_the_command_prints_the_rules_of_the_built_in_catalog() -> None:
+    result = run_command("rules")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {"groups": [rule_set(load_catalog(), "5m").group()]}
+
+
+def test_the_command_sets_the_evaluation_interval_and_names_it_in_the_header() -> None:
+    result = run_command("rules", "--interval", "15000ms")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["groups"][0]["interval"] == "15s"
+    assert "summary-exporter rules --window 5m --interval 15s" in result.stdout
+    bad = run_command("rules", "--interval", "often")
+    assert bad.returncode == 2
+    assert "often" in bad.stderr
 
 
 def test_the_command_takes_the_selector_from_the_environment_and_the_option_first() -> None:
@@ -69,29 +121,6 @@ def test_the_command_takes_the_selector_from_the_environment_and_the_option_firs
     assert bad.stderr.startswith(
         "summary-exporter: invalid settings: EXPORTER_SELECTOR: expected a quoted string"
     )
-
-
-def test_window_is_canonical_in_queries_labels_and_group_name(catalog: Catalog) -> None:
-    [group] = recording_rules(catalog, "90s")["groups"]
-    assert group["name"] == "summary-exporter-1m30s"
-    assert all(rule["labels"] == {"window": "1m30s"} for rule in group["rules"])
-    assert all("$window" not in rule["expr"] for rule in group["rules"])
-
-
-def test_rendered_text_is_the_yaml_of_the_rules_with_a_header(catalog: Catalog) -> None:
-    text = render_rules(catalog, "5m")
-    assert text.startswith("# Recording rules generated by summary-exporter")
-    assert yaml.safe_load(text) == recording_rules(catalog, "5m")
-    # One line per expression: long PromQL is not folded.
-    assert all(len(line.split("expr: ")) == 2 for line in text.splitlines() if "expr:" in line)
-
-
-def test_the_command_prints_the_rules_of_the_built_in_catalog() -> None:
-    result = run_command(
-        "rules",
-    )
-    assert result.returncode == 0, result.stderr
-    assert yaml.safe_load(result.stdout) == recording_rules(load_catalog(), "5m")
 
 
 def test_the_command_takes_the_window_from_the_environment_and_the_option_first() -> None:

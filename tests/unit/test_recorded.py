@@ -1,0 +1,270 @@
+"""Reading the recording rules: which evaluation is read, how a recorded series becomes the raw
+answer, PromQL for what they lack (auto) or an error (on), and what says which answered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from exporter.catalog import Catalog
+from exporter.collector import SummaryCollector
+from exporter.environment import Environment
+from exporter.errors import RecordedRuleMissing
+from exporter.health import Status, assess
+from exporter.prometheus import QueryResult, RangeSeries, ReadBudget, Sample
+from exporter.recorded import Mode, RecordedRules, newest_evaluation
+from exporter.refresher import Evaluator, Refresher
+from exporter.rules import RecordedRule, RuleSet, rule_set
+from exporter.snapshot import Snapshot, evaluate, explain
+from tests.conftest import LIMITS
+
+WINDOW = "5m"
+NOW = 1_767_227_400.0
+RULES_AT = NOW - 12.5  # the rules' newest evaluation
+MAX_BYTES = 1 << 20
+
+
+@dataclass
+class RecordingUpstream:
+    """Answers the samples question from `recorded` and every instant query from `answers`
+    (empty by default), and notes what it was asked."""
+
+    recorded: list[RangeSeries] = field(default_factory=list)
+    answers: dict[str, QueryResult] = field(default_factory=dict)
+    asked: list[tuple[str, float]] = field(default_factory=list)
+    display_url: str = "http://prometheus:9090"
+
+    async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
+        self.asked.append((promql, at))
+        return self.answers.get(promql, QueryResult((), upstream=self.display_url))
+
+    async def query_samples(
+        self, promql: str, at: float, budget: ReadBudget
+    ) -> tuple[RangeSeries, ...]:
+        self.asked.append((promql, at))
+        return tuple(self.recorded)
+
+
+def rules(catalog: Catalog) -> RuleSet:
+    return rule_set(catalog, WINDOW)
+
+
+def rule_of(catalog: Catalog, record: str) -> RecordedRule:
+    [rule] = [rule for rule in rules(catalog).rules if rule.record == record]
+    return rule
+
+
+def series(
+    rule: RecordedRule,
+    points: Sequence[tuple[float, float]],
+    labels: Mapping[str, str] | None = None,
+    *,
+    empty: bool = False,
+) -> RangeSeries:
+    """A rule's recorded series; `empty` is the marker of an empty answer (no window label)."""
+    named = {"__name__": rule.record, "fingerprint": rule.fingerprint, **(labels or {})}
+    return RangeSeries(named if empty else {**named, "window": WINDOW}, tuple(points))
+
+
+def every_scalar_rule(catalog: Catalog, at: float, value: float = 7.0) -> list[RangeSeries]:
+    return [series(rule, [(at, value)]) for rule in rules(catalog).rules if rule.bound is None]
+
+
+async def evaluated(catalog: Catalog, upstream: RecordingUpstream, mode: Mode) -> Snapshot:
+    reader = RecordedRules(upstream, mode=mode, max_age=60.0, limits=LIMITS)
+    return await evaluate(
+        catalog,
+        upstream,
+        at=NOW,
+        window=WINDOW,
+        max_concurrency=4,
+        limits=LIMITS,
+        max_bytes=MAX_BYTES,
+        recorded=reader,
+    )
+
+
+def test_the_newest_evaluation_that_answered_the_most_rules_is_read(catalog: Catalog) -> None:
+    total = rule_of(catalog, "summary:http_total_requests")
+    rate = rule_of(catalog, "summary:http_request_rate_per_minute")
+    recorded = [
+        # At RULES_AT + 30 only one rule had been written yet: an evaluation in progress.
+        series(total, [(RULES_AT - 30, 1.0), (RULES_AT, 2.0), (RULES_AT + 30, 3.0)]),
+        series(rate, [(RULES_AT - 30, 10.0), (RULES_AT, 20.0)]),
+    ]
+    instant, answers = newest_evaluation(rules(catalog), recorded)
+    assert instant == RULES_AT
+    assert answers[total.promql].samples == (Sample({}, 2.0),)
+    assert answers[rate.promql].samples == (Sample({}, 20.0),)
+
+
+def test_a_recorded_series_reads_as_the_raw_answer(catalog: Catalog) -> None:
+    top = rule_of(catalog, "summary:models_requests")
+    in_progress = rule_of(catalog, "summary:http_in_progress")
+    existence = rule_of(catalog, "summary:metric_series")
+    foreign = RangeSeries({"__name__": "summary:http_total_requests", "fingerprint": "other"}, ())
+    recorded = [
+        series(top, [(RULES_AT, 5.0)], {"model": "gpt-4o"}),
+        series(in_progress, [(RULES_AT, 0.0)], empty=True),
+        series(existence, [(RULES_AT, 3.0)], {"metric": "fastapi_requests_total"}),
+        foreign,
+    ]
+    _, answers = newest_evaluation(rules(catalog), recorded)
+    # The rule's own labels go; the entity's stay.
+    assert answers[top.promql].samples == (Sample({"model": "gpt-4o"}, 5.0),)
+    # The marker of an empty answer is an empty answer: "ran and found nothing".
+    assert answers[in_progress.promql].samples == ()
+    # The existence answer's metric name goes back to __name__, as the raw answer has it.
+    [sample] = answers[existence.promql].samples
+    assert sample == Sample({"__name__": "fastapi_requests_total"}, 3.0)
+    # A series of another catalog's rule (another fingerprint) is never read.
+    assert len(answers) == 3
+
+
+async def test_fields_come_from_the_rules_at_their_instant_and_the_rest_from_promql(
+    catalog: Catalog,
+) -> None:
+    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
+    snapshot = await evaluated(catalog, upstream, "auto")
+    assert snapshot.instant == RULES_AT
+    total = snapshot.fields[("http", "total_requests")]
+    assert (total.value, total.recorded) == (7, True)
+    # The tables' and check names' rules did not answer the bounded question: PromQL did.
+    by_model = snapshot.fields[("models", "by_model")]
+    assert not by_model.recorded
+    asked_raw = [(promql, at) for promql, at in upstream.asked[1:]]
+    assert {at for _, at in asked_raw} == {RULES_AT}
+    assert rule_of(catalog, "summary:models_by_model").promql in {q for q, _ in asked_raw}
+    assert rule_of(catalog, "summary:http_total_requests").promql not in {q for q, _ in asked_raw}
+
+
+async def test_a_missing_or_stale_rule_falls_back_to_its_promql_alone(catalog: Catalog) -> None:
+    total = rule_of(catalog, "summary:http_total_requests")
+    recorded = [
+        s for s in every_scalar_rule(catalog, RULES_AT) if s.labels["__name__"] != total.record
+    ]
+    upstream = RecordingUpstream(recorded)
+    upstream.answers[total.promql] = QueryResult((Sample({}, 42.0),), upstream="raw")
+    snapshot = await evaluated(catalog, upstream, "auto")
+    field = snapshot.fields[("http", "total_requests")]
+    assert (field.value, field.recorded) == (42, False)
+    assert (total.promql, RULES_AT) in upstream.asked
+    assert snapshot.fields[("http", "request_rate_per_minute")].recorded
+    explained = explain(catalog, snapshot)
+    assert explained["http.total_requests"]["answered_by"] == "promql"
+    rate = explained["http.request_rate_per_minute"]
+    assert rate["answered_by"] == "recorded_rule"
+    rate_rule = rule_of(catalog, "summary:http_request_rate_per_minute")
+    assert rate["asked"] == (
+        f'summary:http_request_rate_per_minute{{fingerprint="{rate_rule.fingerprint}",selector=""}}'
+    )
+    assert rate["read_promql"][0] == upstream.asked[0][0]
+
+
+async def test_with_no_fresh_rule_every_field_is_asked_as_promql_at_the_refresh_instant(
+    catalog: Catalog,
+) -> None:
+    upstream = RecordingUpstream()
+    snapshot = await evaluated(catalog, upstream, "auto")
+    assert snapshot.instant == NOW
+    assert not any(f.recorded for f in snapshot.fields.values())
+    assert len(upstream.asked) == 1 + len(catalog.queries(WINDOW))
+    assert snapshot.document(NOW)["recorded_rules"] == {
+        "mode": "auto",
+        "timestamp": None,
+        "fields": 0,
+        "of": len(catalog.fields()),
+        "error": None,
+    }
+
+
+async def test_mode_on_makes_a_missing_rule_an_error_and_never_asks_its_promql(
+    catalog: Catalog,
+) -> None:
+    total = rule_of(catalog, "summary:http_total_requests")
+    recorded = [
+        s for s in every_scalar_rule(catalog, RULES_AT) if s.labels["__name__"] != total.record
+    ]
+    upstream = RecordingUpstream(recorded)
+    snapshot = await evaluated(catalog, upstream, "on")
+    error = snapshot.fields[("http", "total_requests")].error
+    assert isinstance(error, RecordedRuleMissing)
+    assert "summary:http_total_requests" in str(error)
+    assert "EXPORTER_RECORDED_RULES=on" in str(error)
+    assert total.promql not in {promql for promql, _ in upstream.asked}
+    health = assess(catalog, snapshot, Environment(), as_of=NOW, max_staleness=None)
+    [check] = [c for c in health.checks if c.name == "recorded_rules"]
+    assert check.status is Status.CRITICAL
+    assert check.reason is not None
+    assert "summary:http_total_requests" in check.reason
+    assert health.status is Status.CRITICAL
+    # The rules answered: the upstream was reached.
+    [upstream_check] = [c for c in health.checks if c.name == "upstream"]
+    assert upstream_check.status is Status.OK
+
+
+async def test_health_and_metrics_say_how_many_fields_the_rules_answered(
+    catalog: Catalog,
+) -> None:
+    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
+    snapshot = await evaluated(catalog, upstream, "auto")
+    recorded = sum(f.recorded for f in snapshot.fields.values())
+    assert 0 < recorded < len(catalog.fields())
+    health = assess(catalog, snapshot, Environment(), as_of=NOW, max_staleness=None)
+    [check] = [c for c in health.checks if c.name == "recorded_rules"]
+    assert (check.status, check.value) == (Status.OK, recorded)
+    assert check.display == f"{recorded} of {len(catalog.fields())} fields"
+    refresher = Refresher(
+        Evaluator(catalog, upstream, max_concurrency=4, limits=LIMITS, max_bytes=MAX_BYTES),
+        window=WINDOW,
+        interval=15.0,
+        max_staleness=60.0,
+    )
+    refresher.current = snapshot
+    gauges = {
+        sample.name: sample.value
+        for family in SummaryCollector(catalog, refresher).collect()
+        for sample in family.samples
+    }
+    assert gauges["summary_exporter_recorded_fields"] == recorded
+
+
+async def test_the_refresh_loop_starts_at_its_phase_of_the_interval(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+        if len(slept) == 3:
+            raise asyncio.CancelledError
+
+    async def refresh_once(self: Any) -> None:
+        return None
+
+    monkeypatch.setattr("exporter.refresher.asyncio.sleep", sleep)
+    monkeypatch.setattr(Refresher, "refresh_once", refresh_once)
+    evaluator = Evaluator(
+        catalog, RecordingUpstream(), max_concurrency=4, limits=LIMITS, max_bytes=MAX_BYTES
+    )
+    refresher = Refresher(evaluator, window=WINDOW, interval=15.0, max_staleness=60.0, phase=4.0)
+    with pytest.raises(asyncio.CancelledError):
+        await refresher.run()
+    # The first refresh at once, the second interval + phase later, then every interval.
+    assert [round(delay) for delay in slept] == [19, 15, 15]
+
+
+def test_each_process_draws_its_phase_at_random_within_the_interval(catalog: Catalog) -> None:
+    evaluator = Evaluator(
+        catalog, RecordingUpstream(), max_concurrency=4, limits=LIMITS, max_bytes=MAX_BYTES
+    )
+    phases = {
+        Refresher(evaluator, window=WINDOW, interval=15.0, max_staleness=60.0).phase
+        for _ in range(50)
+    }
+    assert all(0.0 <= phase <= 15.0 for phase in phases)
+    assert len(phases) > 40

@@ -17,6 +17,8 @@ deploy-sync:
 	cp exporter/catalog.yaml deploy/kubernetes/catalog.yaml
 	EXPORTER_CATALOG= .venv/bin/summary-exporter rules --window 5m \
 		> deploy/prometheus/rules/summary-exporter.rules.yml
+	EXPORTER_CATALOG= .venv/bin/summary-exporter rules --window 5m --prometheus-rule \
+		> deploy/kubernetes/prometheusrule.yaml
 
 # Benchmarks, not part of `make test`: refresh against the slowest query, queries reaching
 # Prometheus against clients, memory and start-up, serving against a bare aiohttp app.

@@ -142,7 +142,11 @@ def listen_problem(error: OSError, settings: Settings) -> str | None:
 
 
 def rules(
-    window: str | None, catalog_path: Path | None, selector: str | None, interval: str
+    window: str | None,
+    catalog_path: Path | None,
+    selector: str | None,
+    interval: str,
+    prometheus_rule: bool,
 ) -> int:
     """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW,
     EXPORTER_CATALOG and EXPORTER_SELECTOR."""
@@ -152,7 +156,7 @@ def rules(
         catalog_path = catalog_path or settings.catalog
         catalog = load_catalog(catalog_path, settings.selector if selector is None else selector)
         source = str(catalog_path) if catalog_path else "the built-in catalog"
-        text = render_rules(catalog, window, source, interval)
+        text = render_rules(catalog, window, source, interval, prometheus_rule=prometheus_rule)
     except (SettingsError, CatalogError) as error:
         print(f"summary-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -195,6 +199,11 @@ def parser() -> argparse.ArgumentParser:
         help='label matchers for the gateway\'s series, e.g. job="gatewayz-api-production"'
         " (default: $EXPORTER_SELECTOR)",
     )
+    rules_command.add_argument(
+        "--prometheus-rule",
+        action="store_true",
+        help="print a prometheus-operator PrometheusRule holding the rules instead of a rule file",
+    )
     validate_command = commands.add_parser(
         "validate-env",
         help="pre-deployment check: exit 0 only for APP_ENV=production with test mode off",
@@ -222,7 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "serve":
         return serve()
     if arguments.command == "rules":
-        return rules(arguments.window, arguments.catalog, arguments.selector, arguments.interval)
+        return rules(
+            arguments.window,
+            arguments.catalog,
+            arguments.selector,
+            arguments.interval,
+            arguments.prometheus_rule,
+        )
     if arguments.command == "validate-env":
         return validate_env(as_json=arguments.json)
     if arguments.command == "check":

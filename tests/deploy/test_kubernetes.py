@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from exporter import __version__
-from exporter.catalog import parse_catalog
+from exporter.catalog import load_catalog, parse_catalog
+from exporter.rules import render_rules
 from exporter.settings import ENV_PREFIX, Settings, load_settings
 from tests.deploy.conftest import ROOT, require_tool, run
 
@@ -77,7 +78,9 @@ def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_the_base_renders_the_expected_objects(manifests: list[dict[str, Any]]) -> None:
     kinds = sorted(doc["kind"] for doc in manifests)
-    assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "PodMonitor", "Secret", "Service"]
+    assert kinds == [
+        "ConfigMap", "ConfigMap", "Deployment", "PodMonitor", "PrometheusRule", "Secret", "Service",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -115,6 +118,34 @@ def test_the_podmonitor_has_its_required_fields_and_selects_the_pods(
         assert endpoint["path"] == "/metrics"
     # The gateway's raw metrics and the exporter's gauges are both scraped.
     assert {endpoint["port"] for endpoint in endpoints} == {"http", "metrics"}
+
+
+def test_the_prometheus_rule_is_what_the_rules_command_prints_for_the_sidecars_settings(
+    manifests: list[dict[str, Any]],
+) -> None:
+    env = _exporter_env(manifests)
+    window = env[f"{ENV_PREFIX}WINDOW"]
+    shipped = (BASE / "prometheusrule.yaml").read_text()
+    # Regenerate with: summary-exporter rules --prometheus-rule --window 5m > deploy/kubernetes/...
+    assert shipped == render_rules(load_catalog(), window, prometheus_rule=True)
+    rule = one(manifests, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(rule) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(rule["spec"]) == {"groups"}
+    # The sidecars read what it records: the same window, no selector on either side.
+    assert env.get(f"{ENV_PREFIX}RECORDED_RULES", "auto") != "off"
+    assert f"{ENV_PREFIX}SELECTOR" not in env
+    [group] = rule["spec"]["groups"]
+    assert group["name"] == f"summary-exporter-{window}"
+
+
+def test_the_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    rule = yaml.safe_load((BASE / "prometheusrule.yaml").read_text())
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    checked = run(promtool, "check", "rules", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 async def test_probes_point_at_paths_the_exporter_serves_on_its_named_port(

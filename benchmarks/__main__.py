@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import data, load, memory, refresh, serving
+from benchmarks import data, fleet, load, memory, refresh, serving
 from benchmarks.common import INSTALL_HINT, BenchError, Section, table, verdict
 from harness.servers import ServerError, require_binary
 
@@ -88,12 +88,15 @@ def run(quick: bool, workdir: Path) -> list[Section]:
         tier = data.start_tier(size, workdir / f"{size}", window_s=WINDOW_S, live_s=300)
         with tier.prometheus:
             per_tier(tier)
-    return [
+    sections = [
         refresh.section(tiers, refresh_rounds),
         asked,
         memory.section(starts, loaded, memories),
         served,
     ]
+    if not quick:
+        sections.append(fleet.run(sizes, workdir / "fleet", rounds=5, seconds=45))
+    return sections
 
 
 def report(sections: Sequence[Section], facts: list[list[object]], took: float) -> str:

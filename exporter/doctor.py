@@ -267,9 +267,12 @@ def _render_recorded(read: RecordedRead, missing: list[str]) -> str:
     consequence = (
         "their fields cannot have a value" if read.mode == "on" else "PromQL answers instead"
     )
-    found = "none" if read.instant is None else f"{len(missing)} of {rules}"
-    named = "" if read.instant is None else f": {', '.join(missing)}"
+    if read.instant is None:
+        return (
+            f"{where}: no rule answered within {read.max_age:g} s"
+            f" (`summary-exporter rules` prints them), {consequence}"
+        )
     return (
-        f"{where}: {found} without an answer within {read.max_age:g} s"
-        f" (`summary-exporter rules` prints them), {consequence}{named}"
+        f"{where}: {len(missing)} of {rules} without an answer within {read.max_age:g} s"
+        f" (`summary-exporter rules` prints them), {consequence}: {', '.join(missing)}"
     )

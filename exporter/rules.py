@@ -134,8 +134,10 @@ class RuleSet:
         return group
 
     def selector_of(self, rule: RecordedRule, extra: str = "") -> str:
-        """The recorded series of one rule, as a PromQL selector (with `extra` matchers)."""
-        matchers = [f"{FINGERPRINT_LABEL}={json.dumps(rule.fingerprint)}", self._selector_matcher]
+        """The recorded series of one rule, as a PromQL selector (with `extra` matchers). The
+        fingerprint says the selector too: a `selector` matcher would add nothing, and
+        `selector=""` would make Prometheus walk every series for those without the label."""
+        matchers = [f"{FINGERPRINT_LABEL}={json.dumps(rule.fingerprint)}"]
         return f"{rule.record}{{{','.join([*matchers, *([extra] if extra else [])])}}}"
 
     def samples_query(self, rules: Iterable[RecordedRule], max_age_ms: int) -> str:
@@ -145,14 +147,8 @@ class RuleSet:
         matchers = [
             f'__name__=~"{RECORD_PREFIX}.+"',
             f"{FINGERPRINT_LABEL}=~{json.dumps(fingerprints)}",
-            self._selector_matcher,
         ]
         return f"{{{','.join(matchers)}}}[{format_duration(max_age_ms)}]"
-
-    @property
-    def _selector_matcher(self) -> str:
-        # `selector=""` selects the rules generated without a selector: they have no such label.
-        return f"{SELECTOR_LABEL}={json.dumps(self.selector, ensure_ascii=False)}"
 
 
 def in_json_unit(name: str, unit: Unit | None) -> str:

@@ -71,10 +71,14 @@ def test_what_production_writes_leaves_the_never_written_fields_empty_with_simil
         "none",
         "similar:",
     ]
-    assert lines[-1] == (
+    assert lines[-2] == (
         "43 of 49 fields can have a value; 6 cannot: providers.slow_requests,"
         " database.pool_utilization, database.pool_errors, business.active_api_keys,"
         " business.active_subscriptions, business.active_trials"
+    )
+    assert lines[-1] == (
+        "Recording rules (window 5m, EXPORTER_RECORDED_RULES=auto): no rule answered within"
+        " 60 s (`summary-exporter rules` prints them), PromQL answers instead"
     )
 
 
@@ -111,8 +115,12 @@ def test_under_a_selector_only_that_environment_is_asked(
 
 def test_the_doctors_questions_are_bounded(prometheus: PrometheusServer) -> None:
     asked = queries_of(prometheus, lambda: doctor(prometheus))
-    assert len(asked) == 2
-    for query in asked:
+    assert len(asked) == 3
+    # The recording rules' samples within EXPORTER_RECORDED_MAX_AGE, by fingerprint.
+    recorded = [query for query in asked if query.startswith('{__name__=~"summary:.+"')]
+    assert len(recorded) == 1
+    assert recorded[0].endswith("}[1m]")
+    for query in (query for query in asked if query not in recorded):
         assert query.startswith('count by (__name__) (last_over_time({__name__=~"')
         assert query.endswith("}[1h]))")
         assert '__name__=~".+"' not in query

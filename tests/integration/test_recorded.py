@@ -198,7 +198,7 @@ async def test_a_missing_rule_is_asked_as_promql_and_the_others_read_from_rules(
         catalog.domains["http"].fields["request_rate_per_minute"].render("5m")
     ]
     explained = recorded["explain"]["http.request_rate_per_minute"]
-    assert explained["asked"] == f'{rule.record}{{fingerprint="{rule.fingerprint}",selector=""}}'
+    assert explained["asked"] == f'{rule.record}{{fingerprint="{rule.fingerprint}"}}'
 
 
 async def test_mode_on_reports_the_missing_rule_in_health_and_doctor(

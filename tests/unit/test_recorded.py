@@ -160,7 +160,7 @@ async def test_a_missing_or_stale_rule_falls_back_to_its_promql_alone(catalog: C
     assert rate["answered_by"] == "recorded_rule"
     rate_rule = rule_of(catalog, "summary:http_request_rate_per_minute")
     assert rate["asked"] == (
-        f'summary:http_request_rate_per_minute{{fingerprint="{rate_rule.fingerprint}",selector=""}}'
+        f'summary:http_request_rate_per_minute{{fingerprint="{rate_rule.fingerprint}"}}'
     )
     assert rate["read_promql"][0] == upstream.asked[0][0]
 

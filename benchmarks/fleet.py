@@ -89,10 +89,10 @@ def _eval_seconds(query_log: Path, offset: int) -> tuple[float, int]:
 async def _per_refresh(server: PrometheusServer, rounds: int) -> dict[str, list[float]]:
     settings = Settings(prometheus_url=server.url)
     catalog = load_catalog(None)
-    seconds: dict[str, list[float]] = {"raw": [], "recorded": []}
+    seconds: dict[str, list[float]] = {"raw": [], "recorded": [], "fields": []}
     async with session_for(settings) as session:
         client = upstream_for(settings, session)
-        reader = RecordedRules(client, mode="on", max_age=60, limits=settings.table_limits)
+        reader = RecordedRules(client, mode="auto", max_age=60, limits=settings.table_limits)
         for mode, recorded in (("raw", None), ("recorded", reader)):
             evaluator = Evaluator(
                 catalog,
@@ -107,8 +107,9 @@ async def _per_refresh(server: PrometheusServer, rounds: int) -> dict[str, list[
                 snapshot = await evaluator(round(time.time(), 3), settings.window, "background")
                 if snapshot.errors():
                     raise BenchError(f"{mode} refresh failed: {snapshot.errors()[0][1]}")
-                if recorded is not None and not all(f.recorded for f in snapshot.fields.values()):
-                    raise BenchError("a field was not read from its rule")
+                if recorded is not None:
+                    fields = sum(f.recorded for f in snapshot.fields.values())
+                    seconds["fields"] = [fields / len(snapshot.fields)]
                 await asyncio.sleep(0.2)  # the query log is written after the answer
                 if round_:
                     seconds[mode].append(_eval_seconds(server.query_log, offset)[0])
@@ -151,7 +152,7 @@ def run(sizes: Sequence[int], workdir: Path, *, rounds: int, seconds: float) -> 
             if size == sizes[-1]:
                 cpu[0, "none"] = _prometheus_cpu(tier.prometheus, workdir, 0, "off", seconds)
                 for count in EXPORTERS:
-                    for mode in ("off", "on"):
+                    for mode in ("off", "auto"):
                         cpu[count, mode] = _prometheus_cpu(
                             tier.prometheus, workdir / "cpu", count, mode, seconds
                         )
@@ -170,7 +171,9 @@ def section(
         f"{RULE_INTERVAL} (one group, window {WINDOW}). Per refresh: the sum of "
         "`stats.timings.evalTotalTime` over the refresh's queries in Prometheus' query log "
         f"(rule evaluations left out), median of {rounds} refreshes after one to warm up; raw "
-        "is EXPORTER_RECORDED_RULES=off, recorded is on (every field read from the rules)."
+        "is EXPORTER_RECORDED_RULES=off, recorded is auto (the shipped default: fields read "
+        "from the rules, the others, such as a table with more ties at its cut than it reads, "
+        "asked as PromQL at the rules' instant)."
     )
     medians = {
         series: {mode: statistics.median(values) * 1000 for mode, values in modes.items()}
@@ -182,10 +185,12 @@ def section(
             f"{m['raw']:.1f}",
             f"{m['recorded']:.2f}",
             ratio(m["recorded"] / m["raw"], 3),
+            f"{m['fields'] / 10:.0f} %",
         ]
         for series, m in medians.items()
     ]
-    result.add(table(["series", "raw ms", "recorded ms", "recorded / raw"], rows))
+    headers = ["series", "raw ms", "recorded ms", "recorded / raw", "fields from rules"]
+    result.add(table(headers, rows))
     smallest, largest = medians[min(medians)], medians[max(medians)]
     flat = largest["recorded"] / smallest["recorded"]
     share = largest["recorded"] / largest["raw"]
@@ -205,17 +210,18 @@ def section(
         result.add(
             f"Prometheus CPU at {max(medians):,} series, in CPU seconds per minute, measured "
             f"over {seconds:g} s while N exporter processes (shipped settings: a refresh every "
-            "15 s at a random phase) run; with no exporter it evaluates the rules and idles."
+            "15 s at a random phase; raw with EXPORTER_RECORDED_RULES=off) run; with no "
+            "exporter it evaluates the rules and idles."
         )
         rows = [["0", f"{cpu[0, 'none']:.2f}", f"{cpu[0, 'none']:.2f}"]]
-        rows += [[str(n), f"{cpu[n, 'off']:.2f}", f"{cpu[n, 'on']:.2f}"] for n in EXPORTERS]
+        rows += [[str(n), f"{cpu[n, 'off']:.2f}", f"{cpu[n, 'auto']:.2f}"] for n in EXPORTERS]
         result.add(table(["exporters", "raw", "recorded"], rows))
         most = max(EXPORTERS)
         result.check(
             f"Prometheus CPU, {most} exporters recorded / 1 exporter raw",
-            ratio(cpu[most, "on"] / cpu[1, "off"]),
+            ratio(cpu[most, "auto"] / cpu[1, "off"]),
             f"< {ratio(1)}",
-            cpu[most, "on"] < cpu[1, "off"],
+            cpu[most, "auto"] < cpu[1, "off"],
         )
     return result
 

@@ -8,10 +8,10 @@ there: a few bounded questions per refresh instead of every query over the raw s
    for the one before it), and its instant becomes the snapshot's.
 2. At that instant, in as few queries as fit VictoriaMetrics' length limit, the answers with
    a series per entity (a table's rows and columns, a check's names), bounded: the first
-   rows in the exporter's order and every row tied with the last of them, the columns of
-   those rows, how many rows there are, and which of these rules answered at all. However
-   many providers and models the gateway has, the exporter reads about as many series as it
-   shows.
+   rows in the exporter's order and those tied with the last of them (up to TIE_ROOM times
+   the rows kept; beyond, PromQL answers that table), the columns of those rows, how many
+   rows there are, and which of these rules answered at all. However many providers and
+   models the gateway has, the exporter reads about as many series as it shows.
 
 The queries without a fresh recorded answer are asked as PromQL at that instant
 (EXPORTER_RECORDED_RULES=auto), or are errors (on), so that a snapshot keeps one instant.
@@ -44,6 +44,10 @@ Mode = Literal["auto", "on", "off"]
 _READ_LABEL = "summary_read"
 _ANSWERED = "answered"
 _ROWS = "rows"
+_OVERFLOW = "overflow"
+# Entities read at most per bounded answer, as a multiple of those the exporter keeps: room
+# for ties with the last one kept, which its order breaks by name.
+TIE_ROOM = 2
 
 
 class RecordedUpstream(Protocol):
@@ -249,6 +253,10 @@ def _bounded_part(rules: RuleSet, rule: RecordedRule, instant: float, limits: Ta
         parts.append(f"({_stamped(rules, rule, instant)} and on ({bound.label}) {rows})")
         return _OR.join(parts)
     parts.append(_first(rules, rule, instant, limits))
+    # More entities tied than read: which ones the exporter keeps depends on names it has not
+    # seen, so PromQL answers instead.
+    tied = f"count by ({FINGERPRINT_LABEL}) ({_tied(rules, rule, instant, limits)})"
+    parts.append(_labelled(f"{tied} > {TIE_ROOM * _kept(rule, limits)}", _OVERFLOW))
     if bound.table:
         finite = _finite(_stamped(rules, rule, instant))
         per_entity = f"count by ({FINGERPRINT_LABEL}, {bound.label}) ({finite})"
@@ -268,16 +276,32 @@ def _finite(expression: str) -> str:
     return f"(({expression} > -Inf) < +Inf)"
 
 
-def _first(rules: RuleSet, rule: RecordedRule, instant: float, limits: TableLimits) -> str:
+def _kept(rule: RecordedRule, limits: TableLimits) -> int:
+    bound = rule.bound
+    assert bound is not None
+    return limits.max_entities if bound.limit is None else limits.rows(bound.limit)[0]
+
+
+def _tied(rules: RuleSet, rule: RecordedRule, instant: float, limits: TableLimits) -> str:
     """The rule's first entities in the exporter's order at `instant`, and all tied with the
     last of them: a superset of those it keeps, whatever the names that break the ties."""
     bound = rule.bound
     assert bound is not None
-    keep = limits.max_entities if bound.limit is None else limits.rows(bound.limit)[0]
+    keep = _kept(rule, limits)
     finite = _finite(_stamped(rules, rule, instant))
     if bound.descending:
         return f"({finite} >= scalar(min(topk({keep}, {finite}))))"
     return f"({finite} <= scalar(max(bottomk({keep}, {finite}))))"
+
+
+def _first(rules: RuleSet, rule: RecordedRule, instant: float, limits: TableLimits) -> str:
+    """`_tied`, at most TIE_ROOM times the entities kept: an answer bounded however many
+    entities tie (an overflow is told apart by its own part)."""
+    bound = rule.bound
+    assert bound is not None
+    pick = "topk" if bound.descending else "bottomk"
+    room = TIE_ROOM * _kept(rule, limits)
+    return f"{pick}({room}, {_tied(rules, rule, instant, limits)})"
 
 
 def _labelled(expression: str, part: str) -> str:
@@ -290,6 +314,7 @@ def _add_bounded(
     """The bounded rules that answered, with their samples, from the bounded questions."""
     by_fingerprint = rules.by_fingerprint
     answered: set[str] = set()
+    overflowed: set[str] = set()
     samples: dict[str, list[Sample]] = {}
     for one in (sample for answer in answers for sample in answer.samples):
         rule = by_fingerprint.get(one.labels.get(FINGERPRINT_LABEL, ""))
@@ -300,8 +325,11 @@ def _add_bounded(
             answered.add(rule.promql)
         elif part == _ROWS:
             found.rows[rule.promql] = int(one.value)
+        elif part == _OVERFLOW:
+            overflowed.add(rule.promql)
         elif (sample := _sample(rule, one.labels, one.value)) is not None:
             samples.setdefault(rule.promql, []).append(sample)
+    answered -= overflowed
     for rule in bounded:
         rows = rule.bound.rows if rule.bound is not None else None
         # A column is read for its table's first rows: without them, it says nothing.

@@ -35,11 +35,14 @@ class RecordingUpstream:
 
     recorded: list[RangeSeries] = field(default_factory=list)
     answers: dict[str, QueryResult] = field(default_factory=dict)
+    bounded: list[Sample] = field(default_factory=list)  # the bounded questions' samples
     asked: list[tuple[str, float]] = field(default_factory=list)
     display_url: str = "http://prometheus:9090"
 
     async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
         self.asked.append((promql, at))
+        if "summary_read" in promql:
+            return QueryResult(tuple(self.bounded), upstream=self.display_url)
         return self.answers.get(promql, QueryResult((), upstream=self.display_url))
 
     async def query_samples(
@@ -163,6 +166,50 @@ async def test_a_missing_or_stale_rule_falls_back_to_its_promql_alone(catalog: C
         f'summary:http_request_rate_per_minute{{fingerprint="{rate_rule.fingerprint}"}}'
     )
     assert rate["read_promql"][0] == upstream.asked[0][0]
+
+
+def table_read(catalog: Catalog, *, tied: int | None) -> list[Sample]:
+    """What the bounded questions answer for the providers table: every rule ran, one row
+    with its cells, 3 rows in all; with `tied`, more providers tie than were read."""
+    table = catalog.domains["providers"].fields["by_provider"]
+    rows = rule_of(catalog, "summary:providers_by_provider")
+    samples = [
+        Sample({"fingerprint": rows.fingerprint, "summary_read": "rows"}, 3.0),
+        Sample({"fingerprint": rows.fingerprint, "window": WINDOW, "provider": "groq"}, 0.0),
+    ]
+    if tied is not None:
+        overflow = {"fingerprint": rows.fingerprint, "summary_read": "overflow"}
+        samples.append(Sample(overflow, float(tied)))
+    promqls = [table.render(WINDOW), *(c.render(WINDOW) for c in table.columns.values())]
+    for promql in promqls:
+        rule = rules(catalog).by_promql[promql]
+        samples.append(Sample({"fingerprint": rule.fingerprint, "summary_read": "answered"}, 1.0))
+        if rule is not rows:
+            labels = {"fingerprint": rule.fingerprint, "window": WINDOW, "provider": "groq"}
+            samples.append(Sample(labels, 1.0))
+    return samples
+
+
+async def test_a_table_is_read_from_its_rules_with_the_rows_it_has_in_all(
+    catalog: Catalog,
+) -> None:
+    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
+    upstream.bounded = table_read(catalog, tied=None)
+    snapshot = await evaluated(catalog, upstream, "auto")
+    table = snapshot.fields[("providers", "by_provider")]
+    assert table.recorded
+    assert [row["provider"] for row in table.value] == ["groq"]  # type: ignore[index,union-attr]
+    by_provider = catalog.domains["providers"].fields["by_provider"].render(WINDOW)
+    assert by_provider not in {promql for promql, _ in upstream.asked}
+
+
+async def test_a_table_with_more_ties_than_it_reads_is_asked_as_promql(catalog: Catalog) -> None:
+    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
+    upstream.bounded = table_read(catalog, tied=500)
+    snapshot = await evaluated(catalog, upstream, "auto")
+    assert not snapshot.fields[("providers", "by_provider")].recorded
+    by_provider = catalog.domains["providers"].fields["by_provider"].render(WINDOW)
+    assert (by_provider, RULES_AT) in upstream.asked
 
 
 async def test_with_no_fresh_rule_every_field_is_asked_as_promql_at_the_refresh_instant(

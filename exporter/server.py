@@ -30,8 +30,6 @@ log = logging.getLogger("exporter.server")
 # File descriptors kept for what is not a client connection: the upstream connections
 # (aiohttp's connector allows 100), log and catalog files, the listening sockets.
 RESERVED_DESCRIPTORS = 128
-# Connections taken from the listen queue at once, at most (within the limit's room).
-ACCEPT_BATCH = 64
 # aiohttp's run_app default: long enough for a scraper to reuse its connection.
 KEEPALIVE_TIMEOUT = 75.0
 # What SIGTERM allows beyond EXPORTER_SHUTDOWN_GRACE for closing down, whatever is left.
@@ -167,10 +165,7 @@ class ConnectionGuard:
                 log.warning("event=accept_failed error=%r", os.strerror(error.errno or 0))
                 await asyncio.sleep(0.1)
                 continue
-            clients = [
-                first,
-                *_waiting(listener, min(ACCEPT_BATCH, self.limit - self._accepted) - 1),
-            ]
+            clients = [first, *_waiting(listener, self.limit - self._accepted - 1)]
             self._accepted += len(clients)
             connected = await asyncio.gather(
                 *(

@@ -1,20 +1,24 @@
 """(a) Refresh: a whole refresh's wall time against the slowest query of that same refresh.
 
 The refresh is the exporter's own (Refresher.refresh_once over its upstream client, shipped
-settings), run in this process with every query timed; all refreshes of a tier are evaluated
+settings: recording rules read in `auto` mode, none loaded), run in this process with every
+query timed; all refreshes of a tier are evaluated
 at one pinned instant, so each asks Prometheus the same questions of the same data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from benchmarks.common import Section, ratio, table
 from exporter.catalog import load_catalog
-from exporter.prometheus import QueryResult, ReadBudget, Upstream
+from exporter.prometheus import QueryResult, RangeSeries, ReadBudget
+from exporter.recorded import RecordedUpstream, recorded_rules
 from exporter.refresher import Evaluator, Refresher
 from exporter.settings import Settings
 from exporter.upstream import session_for, upstream_for
@@ -25,15 +29,26 @@ GOAL = 1.2
 class TimedUpstream:
     """The exporter's upstream client, timing each query it is asked."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: RecordedUpstream) -> None:
         self._upstream = upstream
         self.display_url = upstream.display_url
         self.latencies: list[float] = []
 
     async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
+        with self._timed():
+            return await self._upstream.query(promql, at, budget)
+
+    async def query_samples(
+        self, promql: str, at: float, budget: ReadBudget
+    ) -> tuple[RangeSeries, ...]:
+        with self._timed():
+            return await self._upstream.query_samples(promql, at, budget)
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            return await self._upstream.query(promql, at, budget)
+            yield
         finally:
             self.latencies.append(time.perf_counter() - started)
 
@@ -64,6 +79,7 @@ async def _measure(url: str, series: int, rounds: int) -> Tier:
                 max_concurrency=settings.max_concurrent_queries,
                 limits=settings.table_limits,
                 max_bytes=settings.max_refresh_bytes,
+                recorded=recorded_rules(settings, timed),
             ),
             window=settings.window,
             interval=settings.refresh_interval,

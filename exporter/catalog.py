@@ -638,6 +638,8 @@ def _substitute(template: str, values: Mapping[str, str]) -> str:
     return Template.pattern.sub(replace, template)
 
 
+# Every query of every refresh is rendered: each (template, window) pair once is enough.
+@functools.lru_cache(maxsize=4096)
 def render(template: str, window: str) -> str:
     """A bound template's PromQL for one window, written as the canonical rendering of its
     parsed length; ValueError when it is no duration."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from exporter.catalog import Catalog
@@ -120,6 +120,15 @@ class RecordedRules:
         self.max_age = max_age
         self._limits = limits
         self._rules: tuple[Catalog, str, RuleSet] | None = None
+        # Whether the last read found a rule's answer: until one finds none, they are expected.
+        self._found = True
+
+    @property
+    def awaited(self) -> bool:
+        """Whether a refresh reads the rules before its PromQL, for their instant: with mode
+        on, and in auto while the rules answer. In auto without rules, a refresh reads them
+        alongside its PromQL instead (`look`), and costs no more time than without them."""
+        return self.mode == "on" or self._found
 
     def rules(self, catalog: Catalog, window: str) -> RuleSet:
         """The rules of `catalog` (made once per catalog, which a reload replaces)."""
@@ -158,6 +167,7 @@ class RecordedRules:
                     error = failed
                 else:
                     _add_bounded(rules, bounded, bounded_answers, found)
+        self._found = instant is not None
         read = RecordedRead(
             self.mode,
             tuple(queries),
@@ -169,6 +179,14 @@ class RecordedRules:
             error,
         )
         return read, found
+
+    async def look(
+        self, catalog: Catalog, window: str, at: float, budget: ReadBudget
+    ) -> RecordedRead:
+        """Whether the rules answer now, read alongside PromQL that does not wait for their
+        instant: the rules found are read from the next refresh on, and none answers this one."""
+        read, _ = await self.read(catalog, window, at, budget)
+        return replace(read, instant=None, answered=frozenset())
 
 
 def recorded_rules(settings: Settings, client: RecordedUpstream) -> RecordedRules | None:

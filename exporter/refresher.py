@@ -21,7 +21,15 @@ from exporter.prometheus import Upstream
 from exporter.recorded import RecordedRules
 from exporter.settings import TableLimits
 from exporter.singleflight import SingleFlightCache
-from exporter.snapshot import FieldKey, FieldValue, Snapshot, Source, carry_over, evaluate
+from exporter.snapshot import (
+    FieldKey,
+    FieldValue,
+    QueryDurations,
+    Snapshot,
+    Source,
+    carry_over,
+    evaluate,
+)
 
 log = logging.getLogger("exporter.refresher")
 
@@ -55,6 +63,7 @@ class Evaluator:
         self._limits = limits
         self._max_bytes = max_bytes
         self._recorded = recorded
+        self._durations = QueryDurations()
 
     async def __call__(self, at: float, window: str, source: Source) -> Snapshot:
         return await evaluate(
@@ -68,6 +77,8 @@ class Evaluator:
             source=source,
             # Rules are made for the default window and read at the current time only.
             recorded=self._recorded if source == "background" else None,
+            # The background refresh asks the same queries every time: what one took is known.
+            durations=self._durations if source == "background" else None,
         )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import functools
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -568,6 +569,23 @@ def explain_zero_denominators(
     return explained
 
 
+class QueryDurations:
+    """How long each query took when it was last asked. An evaluation sends its queries
+    slowest first: it then ends about when its slowest query does, rather than when that
+    query, sent after all the others, is answered."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def slowest_first(self, queries: Iterable[str]) -> list[str]:
+        # A query never asked goes first: it may be the slowest.
+        return sorted(queries, key=lambda promql: -self._seconds.get(promql, math.inf))
+
+    def remember(self, seconds: dict[str, float]) -> None:
+        # Replaced whole, so that only the queries of the catalog in force are kept.
+        self._seconds = seconds
+
+
 async def evaluate(
     catalog: Catalog,
     client: Upstream,
@@ -579,6 +597,7 @@ async def evaluate(
     max_bytes: int,
     source: Source = "background",
     recorded: RecordedRules | None = None,
+    durations: QueryDurations | None = None,
 ) -> Snapshot:
     """Ask every catalog query at the one instant `at`, each PromQL once: the fields (a
     table's rows and columns), their lower-bound queries, the query checks and what their
@@ -587,33 +606,47 @@ async def evaluate(
     The answers take at most `max_bytes` together (EXPORTER_MAX_REFRESH_BYTES).
 
     With `recorded`, the answers of the recording rules' newest fresh evaluation come first,
-    and its instant is the snapshot's: the other queries are asked at it, or fail (mode on).
+    and its instant is the snapshot's: the other queries are asked at it, or fail (mode on);
+    while they do not answer (mode auto), they are looked for alongside the PromQL.
+    With `durations`, the queries are sent slowest first, and their durations remembered.
     """
     gate = asyncio.Semaphore(max_concurrency)
     budget = ReadBudget(max_bytes)
+    took: dict[str, float] = {}
 
     async def ask(promql: str) -> QueryResult | UpstreamError:
         async with gate:
+            started = time.monotonic()
             try:
                 return await client.query(promql, at, budget)
             except UpstreamError as error:
                 return error.detached()
+            finally:
+                took[promql] = time.monotonic() - started
 
     distinct = catalog.queries(window)
     answers: dict[str, QueryResult | UpstreamError] = {}
     read: RecordedRead | None = None
     rows: Mapping[str, int] = {}
-    if recorded is not None:
+    if recorded is not None and recorded.awaited:
         read, found = await recorded.read(catalog, window, at, budget)
         answers.update(found.answers)
         rows = found.rows
         at = at if read.instant is None else read.instant
     remaining = [promql for promql in distinct if promql not in answers]
+    if durations is not None:
+        remaining = durations.slowest_first(remaining)
     if read is not None and read.mode == "on":
         answers |= {rule.promql: read.failure(rule) for rule in read.missing}
     else:
-        asked = await asyncio.gather(*(ask(promql) for promql in remaining))
+        asking = asyncio.gather(*(ask(promql) for promql in remaining))
+        if recorded is not None and read is None:
+            read, asked = await asyncio.gather(recorded.look(catalog, window, at, budget), asking)
+        else:
+            asked = await asking
         answers.update(zip(remaining, asked, strict=True))
+        if durations is not None:
+            durations.remember(took)
     names = catalog.sources()
     existence = Existence.from_answer(
         answers.get(catalog.existence_query(names)) if names else None,

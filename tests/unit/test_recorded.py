@@ -77,8 +77,15 @@ def every_scalar_rule(catalog: Catalog, at: float, value: float = 7.0) -> list[R
     return [series(rule, [(at, value)]) for rule in rules(catalog).rules if rule.bound is None]
 
 
-async def evaluated(catalog: Catalog, upstream: RecordingUpstream, mode: Mode) -> Snapshot:
-    reader = RecordedRules(upstream, mode=mode, max_age=60.0, limits=LIMITS)
+async def evaluated(
+    catalog: Catalog, upstream: RecordingUpstream, mode: Mode | RecordedRules
+) -> Snapshot:
+    """One evaluation reading the rules, by a new reader in `mode` or by the reader given."""
+    reader = (
+        mode
+        if isinstance(mode, RecordedRules)
+        else RecordedRules(upstream, mode=mode, max_age=60.0, limits=LIMITS)
+    )
     return await evaluate(
         catalog,
         upstream,
@@ -227,6 +234,39 @@ async def test_with_no_fresh_rule_every_field_is_asked_as_promql_at_the_refresh_
         "of": len(catalog.fields()),
         "error": None,
     }
+
+
+async def test_in_auto_without_rules_promql_does_not_wait_for_them_until_they_answer(
+    catalog: Catalog,
+) -> None:
+    upstream = RecordingUpstream()
+    reader = RecordedRules(upstream, mode="auto", max_age=60.0, limits=LIMITS)
+    await evaluated(catalog, upstream, reader)  # finds no rule
+    promql_asked = asyncio.Event()
+    answer_query, answer_samples = upstream.query, upstream.query_samples
+
+    async def query(promql: str, at: float, budget: ReadBudget) -> QueryResult:
+        promql_asked.set()
+        return await answer_query(promql, at, budget)
+
+    async def query_samples(promql: str, at: float, budget: ReadBudget) -> tuple[RangeSeries, ...]:
+        # Answers only once PromQL is asked: a refresh waiting for it first would hang.
+        await promql_asked.wait()
+        return tuple(every_scalar_rule(catalog, RULES_AT))
+
+    upstream.query = query  # type: ignore[method-assign]
+    upstream.query_samples = query_samples  # type: ignore[method-assign]
+    looked = await asyncio.wait_for(evaluated(catalog, upstream, reader), timeout=5)
+    # The rules found alongside answer from the next refresh on, at their own instant.
+    assert looked.instant == NOW
+    assert not any(f.recorded for f in looked.fields.values())
+    assert looked.document(NOW)["recorded_rules"]["timestamp"] is None
+    upstream.recorded = every_scalar_rule(catalog, RULES_AT)
+    upstream.query = answer_query  # type: ignore[method-assign]
+    upstream.query_samples = answer_samples  # type: ignore[method-assign]
+    read = await asyncio.wait_for(evaluated(catalog, upstream, reader), timeout=5)
+    assert read.instant == RULES_AT
+    assert read.fields[("http", "total_requests")].recorded
 
 
 async def test_mode_on_makes_a_missing_rule_an_error_and_never_asks_its_promql(

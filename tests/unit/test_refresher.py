@@ -10,6 +10,7 @@ import pytest
 
 from exporter.catalog import Catalog, load_catalog
 from exporter.errors import Busy
+from exporter.prometheus import QueryResult
 from exporter.refresher import (
     Evaluator,
     OnDemand,
@@ -41,6 +42,30 @@ async def test_a_refresh_ends_within_its_interval_when_the_upstream_hangs(
     assert outcomes[0].duration < 0.6
     reason = snapshot.fields[("http", "total_requests")].reason
     assert reason == f"query failed: {fake_prometheus.url}: refresh did not finish within 0.5s"
+
+
+async def test_a_refresh_sends_first_the_queries_that_took_longest_the_last_time(
+    catalog: Catalog,
+) -> None:
+    slowest = catalog.queries("5m")[-1]
+    asked: list[str] = []
+
+    class SlowOnOneQuery:
+        display_url = "http://prometheus:9090"
+
+        async def query(self, promql: str, at: float, budget: Any) -> QueryResult:
+            asked.append(promql)
+            await asyncio.sleep(0.05 if promql == slowest else 0.0)
+            return QueryResult((), upstream=self.display_url)
+
+    refresher = refresher_for(catalog, SlowOnOneQuery())
+    await refresher.refresh_once()
+    assert asked[-1] == slowest  # never asked before: sent in catalog order
+    asked.clear()
+    await refresher.refresh_once()
+    # The refresh then ends about when its slowest query does, not that long after the rest.
+    assert asked[0] == slowest
+    assert sorted(asked) == sorted(catalog.queries("5m"))
 
 
 async def test_failures_are_logged_once_per_change_not_once_per_refresh(

@@ -26,10 +26,16 @@ def rounded(data: Any) -> Any:
     return data
 
 
+# Made once: json.dumps makes an encoder at every call given other than its default options,
+# and the compact one encodes the age of every summary served.
+_COMPACT = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def dumps(data: Any, *, indent: int | None = None) -> str:
     """Strict JSON text: compact, or indented for people when `indent` is given."""
-    separators = (",", ":") if indent is None else None
-    return json.dumps(rounded(data), allow_nan=False, indent=indent, separators=separators)
+    if indent is None:
+        return _COMPACT.encode(rounded(data))
+    return json.dumps(rounded(data), allow_nan=False, indent=indent)
 
 
 def encode(data: Any) -> bytes:

@@ -5,6 +5,9 @@ phase of tests/integration/dataset.py (every metric, counters growing, gauges se
 to the present and multiplies it. Copy i adds a replica (`instance`) and, except on the
 self-test series the catalog excludes, suffixes path, model, provider, table, endpoint and
 cache name with `-i`: more routes, models and providers, as a larger gateway fleet has.
+Copy i also carries more traffic than copy 0 (its counts times 1 + i / copies, its error
+counts as they are), so that its providers and models differ from every other copy's in
+requests and error rate, as a real gateway's do: no two copies tie exactly in a ranking.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from tests.integration import dataset
 # that every copy stays excluded and no copy changes what the queries read.
 _EXCLUDED = {"provider": "test", "model": "test-model", "path": "/api/metrics/test"}
 _IDENTITY_LABELS = ("path", "model", "provider", "table", "endpoint", "cache_name")
+# Series whose values count events: a copy's traffic scales them (but its errors).
+_COUNTS = ("_total", "_count", "_bucket")
+_ERROR = ("status", "error")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,16 @@ def _copy_labels(labels: Mapping[str, str], copy: int) -> dict[str, str]:
     }
     varied["instance"] = f"{labels.get('instance', 'gw')}-{copy}"
     return varied
+
+
+def _copy_value(name: str, labels: Mapping[str, str], value: float, factor: float) -> float:
+    """A count of copy i's traffic (integer, still growing, buckets still cumulative) or
+    its sum of observations; other values (gauges, errors, `_created`) as they are."""
+    if labels.get(_ERROR[0]) == _ERROR[1]:
+        return value
+    if name.endswith(_COUNTS):
+        return float(round(value * factor))
+    return value * factor if name.endswith("_sum") else value
 
 
 def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[list[Sample], int]:
@@ -62,6 +78,7 @@ def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[li
     keys = [tuple(sorted(s.labels.items())) for s in base]
     samples: list[Sample] = []
     for copy in range(copies):
+        factor = 1 + copy / copies
         # One label dict per series and copy, shared by its points: 100,000 series x 41
         # points stay a few hundred MB in this process.
         labels_of: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
@@ -70,7 +87,8 @@ def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[li
             if labels is None:
                 labels = s.labels if copy == 0 else _copy_labels(s.labels, copy)
                 labels_of[key] = labels
-            samples.append(Sample(s.name, labels, s.timestamp + shift, s.value))
+            value = s.value if copy == 0 else _copy_value(s.name, labels, s.value, factor)
+            samples.append(Sample(s.name, labels, s.timestamp + shift, value))
     return samples, base_series * copies
 
 

@@ -149,14 +149,22 @@ def rules(
     prometheus_rule: bool,
 ) -> int:
     """Prints recording rules for the catalog; defaults follow EXPORTER_WINDOW,
-    EXPORTER_CATALOG and EXPORTER_SELECTOR."""
+    EXPORTER_CATALOG and EXPORTER_SELECTOR, the rows of tables EXPORTER_MAX_ENTITIES and
+    EXPORTER_TOP_MODELS."""
     try:
         settings = load_settings()
         window = window or settings.window
         catalog_path = catalog_path or settings.catalog
         catalog = load_catalog(catalog_path, settings.selector if selector is None else selector)
         source = str(catalog_path) if catalog_path else "the built-in catalog"
-        text = render_rules(catalog, window, source, interval, prometheus_rule=prometheus_rule)
+        text = render_rules(
+            catalog,
+            window,
+            source,
+            interval,
+            prometheus_rule=prometheus_rule,
+            limits=settings.table_limits,
+        )
     except (SettingsError, CatalogError) as error:
         print(f"summary-exporter: {error}", file=sys.stderr)
         return EXIT_CONFIG

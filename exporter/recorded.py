@@ -6,12 +6,13 @@ there: a few bounded questions per refresh instead of every query over the raw s
    one group, so one evaluation of it stamps every answer with the same instant; the newest
    evaluation that answered the most rules is read (one still being written is passed over
    for the one before it), and its instant becomes the snapshot's.
-2. At that instant, in as few queries as fit VictoriaMetrics' length limit, the answers with
-   a series per entity (a table's rows and columns, a check's names), bounded: the first
-   rows in the exporter's order and those tied with the last of them (up to TIE_ROOM times
-   the rows kept; beyond, PromQL answers that table), the columns of those rows, how many
-   rows there are, and which of these rules answered at all. However many providers and
-   models the gateway has, the exporter reads about as many series as it shows.
+2. At that instant, the answers with a series per entity (a table's rows and columns, a
+   check's names): plain selectors of their recorded series stamped with it, a few hundred
+   series per question. The rules recorded them for their first entities only, so however
+   many providers and models the gateway has, the exporter reads about as many series as it
+   shows. Such an answer is read where it holds every row the exporter keeps: with more
+   entities tied at the last row kept than the rule recorded, which ones the exporter keeps
+   depends on names it has not seen, and PromQL answers that table.
 
 The queries without a fresh recorded answer are asked as PromQL at that instant
 (EXPORTER_RECORDED_RULES=auto), or are errors (on), so that a snapshot keeps one instant.
@@ -20,13 +21,14 @@ The queries without a fresh recorded answer are asked as PromQL at that instant
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from exporter.catalog import Catalog
 from exporter.errors import RecordedRuleMissing, UpstreamError
 from exporter.prometheus import QueryResult, RangeSeries, ReadBudget, Sample
+from exporter.ranking import rank
 from exporter.rules import (
     EXISTENCE_RECORD,
     FINGERPRINT_LABEL,
@@ -40,14 +42,6 @@ from exporter.rules import (
 from exporter.settings import Settings, TableLimits
 
 Mode = Literal["auto", "on", "off"]
-# Labels of the second question's own series: which rules answered, how many rows a table has.
-_READ_LABEL = "summary_read"
-_ANSWERED = "answered"
-_ROWS = "rows"
-_OVERFLOW = "overflow"
-# Entities read at most per bounded answer, as a multiple of those the exporter keeps: room
-# for ties with the last one kept, which its order breaks by name.
-TIE_ROOM = 2
 
 
 class RecordedUpstream(Protocol):
@@ -77,11 +71,15 @@ class RecordedRead:
     max_age: float
     upstream: str
     error: UpstreamError | None = None
+    # The queries whose rules answered without every row the exporter keeps (more entities
+    # tied at the last one than recorded): PromQL answers them, whatever the mode.
+    cut_short: frozenset[str] = frozenset()
 
     @property
     def missing(self) -> tuple[RecordedRule, ...]:
         """The rules without an answer at the instant read."""
-        return tuple(rule for rule in self.rules.rules if rule.promql not in self.answered)
+        read = self.answered | self.cut_short
+        return tuple(rule for rule in self.rules.rules if rule.promql not in read)
 
     def failure(self, rule: RecordedRule) -> UpstreamError:
         """Why a rule's query has no answer where PromQL may not stand in for it (mode on)."""
@@ -133,7 +131,7 @@ class RecordedRules:
     def rules(self, catalog: Catalog, window: str) -> RuleSet:
         """The rules of `catalog` (made once per catalog, which a reload replaces)."""
         if self._rules is None or self._rules[0] is not catalog or self._rules[1] != window:
-            self._rules = (catalog, window, rule_set(catalog, window))
+            self._rules = (catalog, window, rule_set(catalog, window, self._limits))
         return self._rules[2]
 
     async def read(
@@ -143,40 +141,41 @@ class RecordedRules:
         the answers count against the refresh's `budget`."""
         rules = self.rules(catalog, window)
         whole = [rule for rule in rules.rules if rule.bound is None]
-        bounded = [rule for rule in rules.rules if rule.bound is not None]
         queries = [rules.samples_query(whole, max(1, round(self.max_age * 1000)))]
         found = Found({}, {})
         instant: float | None = None
         error: UpstreamError | None = None
+        answered: set[str] = set()
+        cut_short: set[str] = set()
         try:
             series = await self._client.query_samples(queries[0], at, budget)
         except UpstreamError as failed:
             error = failed
         else:
             instant, answers = newest_evaluation(rules, series, self._client.display_url)
-            found.answers.update(answers)
-            if instant is not None and bounded:
-                asked = bounded_queries(rules, bounded, instant, self._limits)
+            if instant is not None:
+                asked = [rules.stamped_query(part, instant) for part in _parts(rules)]
                 queries.extend(asked)
-                at = instant
                 try:
-                    bounded_answers = await asyncio.gather(
-                        *(self._client.query(query, at, budget) for query in asked)
+                    stamped = await asyncio.gather(
+                        *(self._client.query(query, instant, budget) for query in asked)
                     )
                 except UpstreamError as failed:
                     error = failed
                 else:
-                    _add_bounded(rules, bounded, bounded_answers, found)
+                    answers.update(_stamped_answers(rules, stamped))
+            answered, cut_short = _first_rows(rules, answers, found, self._limits)
         self._found = instant is not None
         read = RecordedRead(
             self.mode,
             tuple(queries),
             rules,
             instant,
-            frozenset(found.answers),
+            frozenset(answered),
             self.max_age,
             self._client.display_url,
             error,
+            frozenset(cut_short),
         )
         return read, found
 
@@ -186,7 +185,7 @@ class RecordedRules:
         """Whether the rules answer now, read alongside PromQL that does not wait for their
         instant: the rules found are read from the next refresh on, and none answers this one."""
         read, _ = await self.read(catalog, window, at, budget)
-        return replace(read, instant=None, answered=frozenset())
+        return replace(read, instant=None, answered=frozenset(), cut_short=frozenset())
 
 
 def recorded_rules(settings: Settings, client: RecordedUpstream) -> RecordedRules | None:
@@ -239,119 +238,97 @@ def _sample(rule: RecordedRule, labels: Mapping[str, str], value: float) -> Samp
     return Sample(kept, value)
 
 
-def bounded_queries(
-    rules: RuleSet, bounded: Sequence[RecordedRule], instant: float, limits: TableLimits
-) -> list[str]:
-    """Instant queries, at `instant`, for the answers with a series per entity: of each, the
-    samples stamped `instant` among its first entities (ties included), whether it answered,
-    and for a table's rows how many entities there are. As few queries as fit under
-    MAX_QUERY_LENGTH each: VictoriaMetrics refuses longer ones."""
-    queries: list[str] = []
-    for rule in bounded:
-        part = _bounded_part(rules, rule, instant, limits)
-        if queries and len(queries[-1]) + len(_OR) + len(part) <= MAX_QUERY_LENGTH:
-            queries[-1] += _OR + part
-        else:
-            queries.append(part)
-    return queries
+# Series per question for the answers recorded for their first entities: a few hundred, so
+# that each answer stays well within EXPORTER_MAX_RESPONSE_BYTES.
+SERIES_PER_QUESTION = 400
 
 
-# VictoriaMetrics' default -search.maxQueryLen is 16 KiB; room left for its own accounting.
-MAX_QUERY_LENGTH = 12_000
-_OR = " or "
-
-
-def _bounded_part(rules: RuleSet, rule: RecordedRule, instant: float, limits: TableLimits) -> str:
-    bound = rule.bound
-    assert bound is not None  # only bounded rules are read here
-    ran = _stamped(rules, rule, instant, answer=False)
-    parts = [_labelled(f"count by ({FINGERPRINT_LABEL}) ({ran})", _ANSWERED)]
-    if bound.rows is not None:
-        rows = _first(rules, rules.by_promql[bound.rows], instant, limits)
-        parts.append(f"({_stamped(rules, rule, instant)} and on ({bound.label}) {rows})")
-        return _OR.join(parts)
-    parts.append(_first(rules, rule, instant, limits))
-    # More entities tied than read: which ones the exporter keeps depends on names it has not
-    # seen, so PromQL answers instead.
-    tied = f"count by ({FINGERPRINT_LABEL}) ({_tied(rules, rule, instant, limits)})"
-    parts.append(_labelled(f"{tied} > {TIE_ROOM * _kept(rule, limits)}", _OVERFLOW))
-    if bound.table:
-        finite = _finite(_stamped(rules, rule, instant))
-        per_entity = f"count by ({FINGERPRINT_LABEL}, {bound.label}) ({finite})"
-        parts.append(_labelled(f"count by ({FINGERPRINT_LABEL}) ({per_entity})", _ROWS))
-    return _OR.join(parts)
-
-
-def _stamped(rules: RuleSet, rule: RecordedRule, instant: float, *, answer: bool = True) -> str:
-    """The rule's series whose newest sample is the evaluation at `instant`: the answer's, or
-    with `answer` False also the one that says the rule ran."""
-    selector = rules.selector_of(rule, f'{WINDOW_LABEL}!=""' if answer else "")
-    return f"({selector} and timestamp({selector}) == {instant:.3f})"
-
-
-def _finite(expression: str) -> str:
-    # The exporter orders finite values only: NaN and ±Inf are never rows or names.
-    return f"(({expression} > -Inf) < +Inf)"
-
-
-def _kept(rule: RecordedRule, limits: TableLimits) -> int:
-    bound = rule.bound
-    assert bound is not None
-    return limits.max_entities if bound.limit is None else limits.rows(bound.limit)[0]
-
-
-def _tied(rules: RuleSet, rule: RecordedRule, instant: float, limits: TableLimits) -> str:
-    """The rule's first entities in the exporter's order at `instant`, and all tied with the
-    last of them: a superset of those it keeps, whatever the names that break the ties."""
-    bound = rule.bound
-    assert bound is not None
-    keep = _kept(rule, limits)
-    finite = _finite(_stamped(rules, rule, instant))
-    if bound.descending:
-        return f"({finite} >= scalar(min(topk({keep}, {finite}))))"
-    return f"({finite} <= scalar(max(bottomk({keep}, {finite}))))"
-
-
-def _first(rules: RuleSet, rule: RecordedRule, instant: float, limits: TableLimits) -> str:
-    """`_tied`, at most TIE_ROOM times the entities kept: an answer bounded however many
-    entities tie (an overflow is told apart by its own part)."""
-    bound = rule.bound
-    assert bound is not None
-    pick = "topk" if bound.descending else "bottomk"
-    room = TIE_ROOM * _kept(rule, limits)
-    return f"{pick}({room}, {_tied(rules, rule, instant, limits)})"
-
-
-def _labelled(expression: str, part: str) -> str:
-    return f'label_replace({expression}, "{_READ_LABEL}", "{part}", "", "")'
-
-
-def _add_bounded(
-    rules: RuleSet, bounded: Sequence[RecordedRule], answers: Sequence[QueryResult], found: Found
-) -> None:
-    """The bounded rules that answered, with their samples, from the bounded questions."""
-    by_fingerprint = rules.by_fingerprint
-    answered: set[str] = set()
-    overflowed: set[str] = set()
-    samples: dict[str, list[Sample]] = {}
-    for one in (sample for answer in answers for sample in answer.samples):
-        rule = by_fingerprint.get(one.labels.get(FINGERPRINT_LABEL, ""))
-        if rule is None:
+def _parts(rules: RuleSet) -> list[list[RecordedRule]]:
+    """The rules recorded for their first entities, in groups of at most SERIES_PER_QUESTION
+    series (a rule's first entities and the series that says it ran)."""
+    parts: list[list[RecordedRule]] = []
+    size = SERIES_PER_QUESTION
+    for rule in rules.rules:
+        if rule.ranked is None:
             continue
-        part = one.labels.get(_READ_LABEL)
-        if part == _ANSWERED:
-            answered.add(rule.promql)
-        elif part == _ROWS:
-            found.rows[rule.promql] = int(one.value)
-        elif part == _OVERFLOW:
-            overflowed.add(rule.promql)
-        elif (sample := _sample(rule, one.labels, one.value)) is not None:
-            samples.setdefault(rule.promql, []).append(sample)
-    answered -= overflowed
-    for rule in bounded:
-        rows = rule.bound.rows if rule.bound is not None else None
-        # A column is read for its table's first rows: without them, it says nothing.
-        if rule.promql in answered and (rows is None or rows in answered):
-            found.answers[rule.promql] = QueryResult(
-                tuple(samples.get(rule.promql, ())), upstream=answers[0].upstream
-            )
+        if size + rule.ranked + 1 > SERIES_PER_QUESTION:
+            parts.append([])
+            size = 0
+        parts[-1].append(rule)
+        size += rule.ranked + 1
+    return parts
+
+
+def _stamped_answers(rules: RuleSet, results: Iterable[QueryResult]) -> dict[str, QueryResult]:
+    """The answers of the rules whose series the stamped questions returned."""
+    by_fingerprint = rules.by_fingerprint
+    samples: dict[str, list[Sample]] = {}
+    upstream = ""
+    for result in results:
+        upstream = result.upstream
+        for one in result.samples:
+            rule = by_fingerprint.get(one.labels.get(FINGERPRINT_LABEL, ""))
+            if rule is None:
+                continue
+            answer = samples.setdefault(rule.promql, [])
+            if (sample := _sample(rule, one.labels, one.value)) is not None:
+                answer.append(sample)
+    return {
+        promql: QueryResult(tuple(answer), upstream=upstream) for promql, answer in samples.items()
+    }
+
+
+def _first_rows(
+    rules: RuleSet, answers: Mapping[str, QueryResult], found: Found, limits: TableLimits
+) -> tuple[set[str], set[str]]:
+    """Adds to `found` the recorded answers that stand for their raw PromQL, and each table's
+    row count. Returns the queries read from the rules, and those cut short: recorded for
+    their first entities without every one the exporter keeps (a table's columns with its
+    rows). A table's rows without their count, or columns without their rows, are not read."""
+    answered = set(answers)
+    cut_short: set[str] = set()
+    counts = {rule.promql for rule in rules.rules if rule.counts is not None}
+    for rule in rules.rules:
+        if rule.counts is not None and rule.promql in answers:
+            samples = answers[rule.promql].samples
+            found.rows[rule.counts] = int(samples[0].value) if samples else 0
+    for rule in rules.rules:
+        bound = rule.bound
+        if bound is None or bound.rows is not None or rule.promql not in answers:
+            continue
+        if not _holds_kept(answers[rule.promql], rule, limits):
+            cut_short.add(rule.promql)
+        elif bound.table and rule.promql not in found.rows:
+            # Without its count, a table cannot say how many rows it cut.
+            answered.discard(rule.promql)
+    for rule in rules.rules:
+        rows = None if rule.bound is None else rule.bound.rows
+        if rows is None or rule.promql not in answered:
+            continue
+        if rows in cut_short:
+            cut_short.add(rule.promql)
+        elif rows not in answered:
+            answered.discard(rule.promql)
+    answered -= cut_short
+    found.answers.update({promql: answers[promql] for promql in answered - counts})
+    return answered, cut_short
+
+
+def _holds_kept(answer: QueryResult, rule: RecordedRule, limits: TableLimits) -> bool:
+    """Whether an answer recorded for its first `rule.ranked` series holds every entity the
+    exporter keeps: all of the answer's series were recorded, or the last one recorded comes
+    after the last entity kept (none tied with it was left out)."""
+    bound, ranked = rule.bound, rule.ranked
+    # Only answers recorded for their first entities are checked.
+    assert bound is not None
+    assert ranked is not None
+    if len(answer.samples) < ranked:
+        return True
+    order = rank(answer.samples, bound.label, bound.descending)
+    best = dict(reversed(order))  # each entity's first value in the order
+    keep = bound.kept(limits)
+    if len(best) <= keep:
+        return False
+    last_kept = best[list(dict.fromkeys(name for name, _ in order))[keep - 1]]
+    values = [sample.value for sample in answer.samples]
+    return (min(values) if bound.descending else max(values)) != last_kept

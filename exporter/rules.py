@@ -4,7 +4,17 @@ recognises their series.
 `summary-exporter rules` prints one rule group per window (and selector): one rule per
 distinct query the exporter asks at each refresh, so that a fleet of exporters reads a few
 hundred recorded series instead of evaluating the catalog's PromQL over the gateway's raw
-series each (exporter/recorded.py reads them).
+series each (exporter/recorded.py reads them). However many providers and models the gateway
+has, the rules record about as many series as the exporter shows:
+
+- An answer with a series per entity (a table's rows, a check's names) is recorded for its
+  first TIE_ROOM times the rows the exporter keeps (EXPORTER_MAX_ENTITIES, or the table's
+  `limit` such as EXPORTER_TOP_MODELS, when the rules are generated), in the exporter's order:
+  room for ties with the last row kept, which the exporter breaks by name. A table's columns
+  are recorded for those rows only, and `summary:<domain>_<table>:count` says how many rows
+  the table has. Each rule computes its rows itself, never from another rule's result:
+  vmalert writes a rule's result asynchronously, so a later rule of the group would not see
+  it at the same evaluation.
 
 Each rule records its query's answer exactly as Prometheus gives it, in the JSON's units, so
 that the exporter shapes a recorded answer as it would the raw one, to the last bit:
@@ -22,7 +32,7 @@ that the exporter shapes a recorded answer as it would the raw one, to the last 
   generated with (none without one), so that the rules of several environments in one
   Prometheus never mix; `fingerprint`, a hash of the rule's expression and selector, so that
   the exporter reads only rules computing exactly its own queries (another catalog, another
-  version or another selector has other fingerprints).
+  version, another selector or other limits of rows have other fingerprints).
 - Every evaluation records, beside the answer, one series without a `window` label (value
   0): the exporter tells "the rule ran and found nothing" from "no rule ran", and queries
   that select a window never see it. It is added with a plain `or`, never `or on ()`:
@@ -45,6 +55,7 @@ import yaml
 from exporter import __version__
 from exporter.catalog import Catalog, ColumnSpec, FieldSpec, Kind, Unit
 from exporter.durations import format_duration, parse_duration
+from exporter.settings import TableLimits, default
 
 GAUGE_PREFIX = "summary_"
 RECORD_PREFIX = "summary:"
@@ -60,6 +71,9 @@ METRIC_LABEL = "metric"
 # catalog per interval (docs/benchmarks.md).
 DEFAULT_INTERVAL = "30s"
 _FINGERPRINT_LENGTH = 12
+# Entities recorded per answer with a series per entity, as a multiple of those the exporter
+# keeps: room for ties with the last one kept, which its order breaks by name.
+TIE_ROOM = 2
 # Units whose gauges use another (seconds, ratios), and how a recorded name says the JSON's.
 _JSON_SUFFIXES = {Unit.MS: "_ms", Unit.PERCENT: "_percent"}
 
@@ -80,6 +94,10 @@ class Bound:
     # For a table's column: the PromQL of the table's rows, whose first rows it is read for.
     rows: str | None = None
 
+    def kept(self, limits: TableLimits) -> int:
+        """How many entities the exporter keeps under `limits`."""
+        return limits.max_entities if self.limit is None else limits.rows(self.limit)[0]
+
 
 @dataclass(frozen=True)
 class RecordedRule:
@@ -91,8 +109,12 @@ class RecordedRule:
     fingerprint: str
     # What asks it first, for people: "http.total_requests", "checks.synthetic_series".
     used_by: str
-    # How the exporter reads it when only its first entities matter; None: read it whole.
+    # For an answer with a series per entity: its first `ranked` entities in the exporter's
+    # order, as `bound` says; None: the whole answer.
     bound: Bound | None = None
+    ranked: int | None = None
+    # For a table's row count: the PromQL of the table's rows it counts.
+    counts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,12 +165,22 @@ class RuleSet:
     def samples_query(self, rules: Iterable[RecordedRule], max_age_ms: int) -> str:
         """One question for the answers of `rules`: each rule's samples, with their own
         timestamps, within the last `max_age_ms`, selected by fingerprint."""
-        fingerprints = "|".join(rule.fingerprint for rule in rules)
-        matchers = [
-            f'__name__=~"{RECORD_PREFIX}.+"',
-            f"{FINGERPRINT_LABEL}=~{json.dumps(fingerprints)}",
-        ]
-        return f"{{{','.join(matchers)}}}[{format_duration(max_age_ms)}]"
+        return f"{_series_of(rules)}[{format_duration(max_age_ms)}]"
+
+    def stamped_query(self, rules: Iterable[RecordedRule], instant: float) -> str:
+        """One question, asked at `instant`, for the series of `rules` whose newest sample is
+        the evaluation at `instant`: its answers, and the series that says each rule ran."""
+        series = _series_of(rules)
+        return f"{series} and timestamp({series}) == {instant:.3f}"
+
+
+def _series_of(rules: Iterable[RecordedRule]) -> str:
+    fingerprints = "|".join(rule.fingerprint for rule in rules)
+    matchers = [
+        f'__name__=~"{RECORD_PREFIX}.+"',
+        f"{FINGERPRINT_LABEL}=~{json.dumps(fingerprints)}",
+    ]
+    return f"{{{','.join(matchers)}}}"
 
 
 def in_json_unit(name: str, unit: Unit | None) -> str:
@@ -184,6 +216,7 @@ class _Use:
     used_by: str
     zero_if: tuple[str, ...] | None = None
     bound: Bound | None = None
+    counts: str | None = None
 
 
 def _uses(catalog: Catalog, window: str) -> Iterator[_Use]:
@@ -195,6 +228,8 @@ def _uses(catalog: Catalog, window: str) -> Iterator[_Use]:
             rows = spec.render(window)
             first = Bound(spec.label, spec.order != "ascending", spec.limit)
             yield _Use(f"{RECORD_PREFIX}{domain}_{name}", rows, key, bound=first)
+            count = f"count(count by ({spec.label}) ({_finite(rows)}))"
+            yield _Use(f"{RECORD_PREFIX}{domain}_{name}:count", count, f"{key} rows", counts=rows)
             for column_name, column in spec.columns.items():
                 record = _column_record(domain, name, column_name, spec, column)
                 column_bound = replace(first, rows=rows)
@@ -227,8 +262,15 @@ def _zero_if(spec: FieldSpec) -> tuple[str, ...] | None:
     return spec.sources() if counts else None
 
 
-def rule_set(catalog: Catalog, window: str) -> RuleSet:
-    """The rules answering every query of `catalog` for `window`, under its selector."""
+def default_limits() -> TableLimits:
+    """The rows a table keeps with the shipped EXPORTER_MAX_ENTITIES and EXPORTER_TOP_MODELS."""
+    return TableLimits(default("max_entities"), default("top_models"))
+
+
+def rule_set(catalog: Catalog, window: str, limits: TableLimits | None = None) -> RuleSet:
+    """The rules answering every query of `catalog` for `window`, under its selector, for an
+    exporter keeping the rows of `limits` (by default the shipped ones)."""
+    limits = default_limits() if limits is None else limits
     canonical = format_duration(parse_duration(window))
     first: dict[str, _Use] = {}
     zero_if: dict[str, tuple[str, ...] | None] = {}
@@ -251,11 +293,33 @@ def rule_set(catalog: Catalog, window: str) -> RuleSet:
                 break
             record = f"{use.record}_{number}"
         taken.add(record)
-        expr = _expression(catalog, promql, canonical, zero_if[promql], use.record)
+        answer, ranked, recorded = bound[promql], None, promql
+        if answer is not None:
+            ranked = TIE_ROOM * answer.kept(limits)
+            recorded = _first(promql, answer, ranked)
+        expr = _expression(catalog, recorded, canonical, zero_if[promql], use.record)
         digest = hashlib.sha256(f"{catalog.selector}\n{expr}".encode()).hexdigest()
         fingerprint = digest[:_FINGERPRINT_LENGTH]
-        rules.append(RecordedRule(record, promql, expr, fingerprint, use.used_by, bound[promql]))
+        rules.append(
+            RecordedRule(record, promql, expr, fingerprint, use.used_by, answer, ranked, use.counts)
+        )
     return RuleSet(canonical, catalog.selector, tuple(rules))
+
+
+def _finite(promql: str) -> str:
+    # The exporter orders finite values only: NaN and ±Inf are never rows or names.
+    return f"((({promql}) > -Inf) < +Inf)"
+
+
+def _first(promql: str, bound: Bound, ranked: int) -> str:
+    """The answer of `promql` for the first `ranked` entities in the exporter's order: its
+    own (rows, names), or those of its table's rows (a column). Ties at the last of them are
+    taken in the engine's order: the exporter reads such an answer only when it holds every
+    row it keeps (exporter/recorded.py)."""
+    pick = "topk" if bound.descending else "bottomk"
+    if bound.rows is None:
+        return f"{pick}({ranked}, {_finite(promql)})"
+    return f"({promql}) and on ({bound.label}) {pick}({ranked}, {_finite(bound.rows)})"
 
 
 def _shared(promql: str, one: Bound | None, other: Bound | None) -> Bound | None:
@@ -302,10 +366,13 @@ def render_rules(
     interval: str | None = DEFAULT_INTERVAL,
     *,
     prometheus_rule: bool = False,
+    limits: TableLimits | None = None,
 ) -> str:
     """The rule file as YAML text, with a header naming what produced it; with
-    `prometheus_rule`, the same group as a prometheus-operator PrometheusRule."""
-    rules = rule_set(catalog, window)
+    `prometheus_rule`, the same group as a prometheus-operator PrometheusRule. Tables and
+    check details are recorded for the rows of `limits` (by default the shipped ones)."""
+    limits = default_limits() if limits is None else limits
+    rules = rule_set(catalog, window, limits)
     command = f"summary-exporter rules --window {rules.window}"
     if rules.selector:
         command += f" --selector '{rules.selector}'"
@@ -321,6 +388,9 @@ def render_rules(
         "# percent under names ending _ms and _percent), with a window label, beside one\n"
         "# series without one that says the rule ran. Regenerate instead of editing: the\n"
         "# fingerprint label tells the exporter whether a rule computes exactly its query.\n"
+        f"# Tables and check details: their first {TIE_ROOM} x EXPORTER_MAX_ENTITIES="
+        f"{limits.max_entities} rows\n# (EXPORTER_TOP_MODELS={limits.top_models} for the"
+        " models), as the exporter keeps them with those\n# settings; regenerate with yours.\n"
     )
     document: dict[str, Any] = {"groups": [rules.group(interval)]}
     if prometheus_rule:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from exporter.catalog import Catalog, CheckNames, ColumnKind, ColumnSpec, FieldSpec, Kind, render
 from exporter.errors import UpstreamError
 from exporter.prometheus import QueryResult, ReadBudget, Sample, Upstream, bounded_warnings
+from exporter.ranking import LABEL_LENGTH_LIMIT, rank
 from exporter.recorded import RecordedRead, RecordedRules
 from exporter.settings import TableLimits, default
 from exporter.strict_json import encode, encode_members, join_members
@@ -34,10 +35,6 @@ Source = Literal["background", "on_demand"]
 AT_LEAST = "at_least"
 # The domains a document shows, None for all of them.
 Selection = tuple[str, ...] | None
-# Label values come from the upstream and become list items, table rows and cells in
-# documents and label values in /metrics: a longer one is left out, never cut (two cut values
-# could become one). How many are kept is EXPORTER_MAX_ENTITIES.
-LABEL_LENGTH_LIMIT = 128
 
 
 @dataclass(frozen=True)
@@ -416,18 +413,6 @@ def _number(value: float, count: bool) -> tuple[int | float, None] | tuple[None,
     return int(value), None
 
 
-def rank(samples: Iterable[Sample], label: str, descending: bool = True) -> list[tuple[str, float]]:
-    """(value of `label`, value) of the finite samples, in the order of their values (highest
-    first unless not `descending`), ties by name: the only place ties are broken. A label
-    value longer than LABEL_LENGTH_LIMIT is left out (`_too_long` counts them)."""
-    finite = [
-        (name, s.value)
-        for s in samples
-        if math.isfinite(s.value) and len(name := s.labels.get(label, "")) <= LABEL_LENGTH_LIMIT
-    ]
-    return sorted(finite, key=lambda pair: (-pair[1] if descending else pair[1], pair[0]))
-
-
 def _too_long(samples: Iterable[Sample], label: str) -> int:
     return sum(1 for s in samples if len(s.labels.get(label, "")) > LABEL_LENGTH_LIMIT)
 
@@ -633,20 +618,20 @@ async def evaluate(
         answers.update(found.answers)
         rows = found.rows
         at = at if read.instant is None else read.instant
+    if read is not None and read.mode == "on":
+        answers |= {rule.promql: read.failure(rule) for rule in read.missing}
+    # A table whose rules hold fewer rows than it keeps is asked, whatever the mode.
     remaining = [promql for promql in distinct if promql not in answers]
     if durations is not None:
         remaining = durations.slowest_first(remaining)
-    if read is not None and read.mode == "on":
-        answers |= {rule.promql: read.failure(rule) for rule in read.missing}
+    asking = asyncio.gather(*(ask(promql) for promql in remaining))
+    if recorded is not None and read is None:
+        read, asked = await asyncio.gather(recorded.look(catalog, window, at, budget), asking)
     else:
-        asking = asyncio.gather(*(ask(promql) for promql in remaining))
-        if recorded is not None and read is None:
-            read, asked = await asyncio.gather(recorded.look(catalog, window, at, budget), asking)
-        else:
-            asked = await asking
-        answers.update(zip(remaining, asked, strict=True))
-        if durations is not None:
-            durations.remember(took)
+        asked = await asking
+    answers.update(zip(remaining, asked, strict=True))
+    if durations is not None and (read is None or read.mode != "on"):
+        durations.remember(took)
     names = catalog.sources()
     existence = Existence.from_answer(
         answers.get(catalog.existence_query(names)) if names else None,

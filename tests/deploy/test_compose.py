@@ -19,7 +19,7 @@ import yaml
 
 from exporter import __version__
 from exporter.catalog import load_catalog
-from exporter.rules import render_rules
+from exporter.rules import render_rules, rule_set
 from tests.deploy.conftest import ROOT, require_tool, run
 from tests.deploy.test_container import parse_dockerfile
 
@@ -128,7 +128,7 @@ def test_prometheus_config_is_valid_with_its_rules() -> None:
     checked = run(promtool, "check", "config", str(PROMETHEUS_CONFIG))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 1 rule files found" in checked.stdout
-    assert f"SUCCESS: {len(load_catalog().queries('5m'))} rules found" in checked.stdout
+    assert f"SUCCESS: {len(rule_set(load_catalog(), '5m').rules)} rules found" in checked.stdout
 
 
 def test_prometheus_scrapes_the_api_and_the_exporter_where_compose_runs_them(

@@ -6,6 +6,11 @@ EXPORTER_RECORDED_RULES=on.
 One Prometheus holds two environments of the gateway whose busy half-hour ends now, and
 evaluates every second two rule groups printed by the command: one with the production
 selector, and one without a selector from which the http.total_requests rule was taken out.
+Beside them, two crowded environments: each provider and model three times, under other
+names with the same numbers, so that three entities tie at every value; their rules are
+printed for the rows that an exporter with EXPORTER_MAX_ENTITIES and EXPORTER_TOP_MODELS of
+CROWDS keeps: 4 (a cut, and ties at it within the rows recorded) and 1 (more ties at the cut
+than the rows recorded).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +29,7 @@ from exporter.catalog import Catalog, load_catalog
 from exporter.rules import rule_set
 from harness.servers import (
     PrometheusServer,
+    Sample,
     VictoriaMetricsServer,
     VmalertProcess,
     require_binary,
@@ -36,38 +42,76 @@ pytestmark = pytest.mark.integration
 
 SELECTOR = f'job="{dataset.PRODUCTION_JOB}"'
 TAKEN_OUT = "summary:http_total_requests"
+# Crowded environments (their job) and the rows their rules and exporter keep per table.
+CROWDS = {"gatewayz-crowd-cut": 4, "gatewayz-crowd-tied": 1}
+COPIES = 3
 
 
-def printed_rules(*args: str) -> dict[str, Any]:
-    result = run_command("rules", "--window", "5m", "--interval", "1s", *args)
+def printed_rules(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = run_command("rules", "--window", "5m", "--interval", "1s", *args, env=env)
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = yaml.safe_load(result.stdout)
     return document
 
 
-@pytest.fixture(scope="module")
-def ruled_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    require_binary("prometheus")
-    workdir = tmp_path_factory.mktemp("ruled-prometheus")
-    selected = workdir / "selected.rules.yml"
-    selected.write_text(yaml.safe_dump(printed_rules("--selector", SELECTOR)))
-    plain_rules = printed_rules()
-    [group] = plain_rules["groups"]
-    group["rules"] = [rule for rule in group["rules"] if rule["record"] != TAKEN_OUT]
-    plain = workdir / "plain.rules.yml"
-    plain.write_text(yaml.safe_dump(plain_rules))
+def crowd_rules(job: str) -> dict[str, Any]:
+    rows = str(CROWDS[job])
+    limits = {"EXPORTER_MAX_ENTITIES": rows, "EXPORTER_TOP_MODELS": rows}
+    return printed_rules("--selector", f'job="{job}"', env=limits)
+
+
+def crowded(job: str, start: int, until: int) -> Iterable[Sample]:
+    """The production gateway under `job`, with COPIES of each provider and model: the
+    copies have other names and the same numbers."""
+    for sample in dataset.samples(start=start, until=until, job=job):
+        yield sample
+        if "model" not in sample.labels and "provider" not in sample.labels:
+            continue
+        for copy in range(1, COPIES):
+            labels = {
+                key: f"{value}-{copy}" if key in ("model", "provider") else value
+                for key, value in sample.labels.items()
+            }
+            yield Sample(sample.name, labels, sample.timestamp, sample.value)
+
+
+def environments(workdir: Any, selected: dict[str, Any]) -> tuple[list[Sample], list[Any]]:
+    """Production, staging and the crowds up to now, and rule files: `selected` and the
+    crowds' rules."""
     now = math.floor(time.time() / dataset.STEP) * dataset.STEP
     # Up to now only: Prometheus stores no rule result before the newest backfilled sample.
     start, until = now - 1800, now
     samples = [
         *dataset.samples(start=start, until=until),
         *dataset.samples(start=start, until=until, job=dataset.STAGING_JOB, scale=2),
+        *(sample for job in CROWDS for sample in crowded(job, start, until)),
     ]
-    with PrometheusServer.start(samples, workdir, rule_files=[selected, plain]) as server:
+    files = []
+    for name, rules in (("selected", selected), *((job, crowd_rules(job)) for job in CROWDS)):
+        path = workdir / f"{name}.rules.yml"
+        path.write_text(yaml.safe_dump(rules))
+        files.append(path)
+    return samples, files
+
+
+@pytest.fixture(scope="module")
+def ruled_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    require_binary("prometheus")
+    workdir = tmp_path_factory.mktemp("ruled-prometheus")
+    samples, files = environments(workdir, printed_rules("--selector", SELECTOR))
+    plain_rules = printed_rules()
+    [group] = plain_rules["groups"]
+    group["rules"] = [rule for rule in group["rules"] if rule["record"] != TAKEN_OUT]
+    plain = workdir / "plain.rules.yml"
+    plain.write_text(yaml.safe_dump(plain_rules))
+    with PrometheusServer.start(samples, workdir, rule_files=[*files, plain]) as server:
         oracle = PrometheusConnect(url=server.url, disable_ssl=True)
-        # Both groups have evaluated once (their existence rule is the last of each).
+        # Every group has evaluated once (its existence rule is the last of each).
+        groups = len(files) + 1
         evaluated = wait_for(
-            lambda: len(oracle.custom_query("count by (fingerprint) (summary:metric_series)")) >= 2,
+            lambda: (
+                len(oracle.custom_query("count by (fingerprint) (summary:metric_series)")) >= groups
+            ),
             timeout=30,
         )
         assert evaluated, server.log_tail()
@@ -78,22 +122,22 @@ def ruled_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prome
 def ruled_victoria_metrics(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[VictoriaMetricsServer]:
-    """VictoriaMetrics with the same two environments, and vmalert evaluating the production
-    selector's rules into it every second."""
+    """VictoriaMetrics with the same environments, and vmalert evaluating the production
+    selector's and the crowds' rules into it every second."""
     workdir = tmp_path_factory.mktemp("ruled-victoria-metrics")
-    selected = workdir / "selected.rules.yml"
-    selected.write_text(yaml.safe_dump(printed_rules("--selector", SELECTOR)))
-    now = math.floor(time.time() / dataset.STEP) * dataset.STEP
-    samples = [
-        *dataset.samples(start=now - 1800, until=now),
-        *dataset.samples(start=now - 1800, until=now, job=dataset.STAGING_JOB, scale=2),
-    ]
+    samples, files = environments(workdir, printed_rules("--selector", SELECTOR))
     with (
         VictoriaMetricsServer.start(samples, workdir) as server,
-        VmalertProcess.start(server, [selected], workdir) as vmalert,
+        VmalertProcess.start(server, files, workdir) as vmalert,
     ):
         oracle = PrometheusConnect(url=server.url, disable_ssl=True)
-        evaluated = wait_for(lambda: bool(oracle.custom_query("summary:metric_series")), timeout=30)
+        evaluated = wait_for(
+            lambda: (
+                len(oracle.custom_query("count by (fingerprint) (summary:metric_series)"))
+                >= len(files)
+            ),
+            timeout=30,
+        )
         assert evaluated, vmalert.log_tail()
         yield server
 
@@ -174,6 +218,83 @@ async def test_victoria_metrics_and_vmalert_give_the_same_numbers_either_way(
     for part in ("metrics", "nulls", "bounds"):
         assert_same(recorded.get(part), raw.get(part), part)
     assert recorded["metrics"]["http"]["total_requests"] > 0
+
+
+def assert_same_at_one_instant(recorded: dict[str, Any], raw: dict[str, Any]) -> None:
+    for part in ("metrics", "nulls", "bounds", "cuts"):
+        assert_same(recorded.get(part), raw.get(part), part)
+
+
+async def crowd_summaries(client: Any, job: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The crowd's summaries (recorded, raw), which cut both tables to the rows kept."""
+    recorded, raw = await summaries(client)
+    # vmalert stamps its results up to a second after the instant it asked at.
+    recorded_age, raw_age = (doc["metrics"]["gateway"].pop(AGE) for doc in (recorded, raw))
+    assert abs(recorded_age - raw_age) <= 1000
+    assert_same_at_one_instant(recorded, raw)
+    for key in ("models.by_model", "providers.by_provider"):
+        domain, table = key.split(".")
+        assert len(recorded["metrics"][domain][table]) == CROWDS[job]
+        assert recorded["cuts"][key]["of"] >= 5 * COPIES
+    return recorded, raw
+
+
+TABLES = ("models.by_model", "providers.by_provider")
+AGE = "newest_sample_age_ms"
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoria_metrics"])
+async def test_tables_cut_with_ties_within_their_recorded_rows_are_read_from_the_rules(
+    engine: str, request: pytest.FixtureRequest, start_exporter: Any
+) -> None:
+    server = request.getfixturevalue(f"ruled_{engine}")
+    job = "gatewayz-crowd-cut"
+    limits = {"max_entities": CROWDS[job], "top_models": CROWDS[job]}
+    if engine == "victoria_metrics":
+        wait_for(lambda: 4 <= time.time() % dataset.STEP <= 11, timeout=dataset.STEP)
+    client = await started(start_exporter, server.url, selector=f'job="{job}"', **limits)
+    recorded, _ = await crowd_summaries(client, job)
+    by = answered_by(recorded)
+    assert {by[key] for key in TABLES} == {"recorded_rule"}
+    # Three models tie at the first value and three at the last row kept: the first of
+    # those by name, as from raw PromQL.
+    models = [row["model"] for row in recorded["metrics"]["models"]["by_model"]]
+    assert models[:3] == [models[0], f"{models[0]}-1", f"{models[0]}-2"]
+    assert not models[3].endswith(("-1", "-2"))
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoria_metrics"])
+async def test_tables_with_more_ties_at_their_cut_than_recorded_are_asked_as_promql(
+    engine: str, request: pytest.FixtureRequest, start_exporter: Any
+) -> None:
+    server = request.getfixturevalue(f"ruled_{engine}")
+    job = "gatewayz-crowd-tied"
+    limits = {"max_entities": CROWDS[job], "top_models": CROWDS[job]}
+    if engine == "victoria_metrics":
+        wait_for(lambda: 4 <= time.time() % dataset.STEP <= 11, timeout=dataset.STEP)
+    client = await started(
+        start_exporter, server.url, selector=f'job="{job}"', recorded_rules="on", **limits
+    )
+    recorded, _ = await crowd_summaries(client, job)
+    by = answered_by(recorded)
+    # Even with EXPORTER_RECORDED_RULES=on: the rules ran, they hold too few rows.
+    assert {by[key] for key in TABLES} == {"promql"}
+    assert not [why for why in recorded["nulls"].values() if "RECORDED_RULES" in why]
+    assert {by[key] for key in by if key not in TABLES} == {"recorded_rule"}
+
+
+async def test_an_exporter_keeping_more_rows_than_the_rules_asks_its_tables_as_promql(
+    ruled_prometheus: PrometheusServer, start_exporter: Any
+) -> None:
+    job = "gatewayz-crowd-tied"  # rules for 1 row a table, 2 recorded
+    client = await started(
+        start_exporter, ruled_prometheus.url, selector=f'job="{job}"', max_entities=4, top_models=4
+    )
+    recorded, raw = await summaries(client)
+    assert_same_at_one_instant(recorded, raw)
+    by = answered_by(recorded)
+    assert {by[key] for key in TABLES} == {"promql"}
+    assert len(recorded["metrics"]["models"]["by_model"]) == 4
 
 
 async def test_a_missing_rule_is_asked_as_promql_and_the_others_read_from_rules(

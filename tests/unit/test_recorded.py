@@ -4,6 +4,7 @@ answer, PromQL for what they lack (auto) or an error (on), and what says which a
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,21 +36,32 @@ class RecordingUpstream:
 
     recorded: list[RangeSeries] = field(default_factory=list)
     answers: dict[str, QueryResult] = field(default_factory=dict)
-    bounded: list[Sample] = field(default_factory=list)  # the bounded questions' samples
     asked: list[tuple[str, float]] = field(default_factory=list)
     display_url: str = "http://prometheus:9090"
 
     async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
         self.asked.append((promql, at))
-        if "summary_read" in promql:
-            return QueryResult(tuple(self.bounded), upstream=self.display_url)
+        if promql.startswith("{__name__"):  # the recorded series stamped `at`
+            stamped = tuple(
+                Sample(one.labels, value)
+                for one in self._selected(promql)
+                for when, value in one.points
+                if when == at
+            )
+            return QueryResult(stamped, upstream=self.display_url)
         return self.answers.get(promql, QueryResult((), upstream=self.display_url))
 
     async def query_samples(
         self, promql: str, at: float, budget: ReadBudget
     ) -> tuple[RangeSeries, ...]:
         self.asked.append((promql, at))
-        return tuple(self.recorded)
+        return self._selected(promql)
+
+    def _selected(self, promql: str) -> tuple[RangeSeries, ...]:
+        matched = re.search(r'fingerprint=~"([^"]*)"', promql)
+        assert matched is not None, promql
+        fingerprints = set(matched.group(1).split("|"))
+        return tuple(one for one in self.recorded if one.labels["fingerprint"] in fingerprints)
 
 
 def rules(catalog: Catalog) -> RuleSet:
@@ -74,7 +86,12 @@ def series(
 
 
 def every_scalar_rule(catalog: Catalog, at: float, value: float = 7.0) -> list[RangeSeries]:
-    return [series(rule, [(at, value)]) for rule in rules(catalog).rules if rule.bound is None]
+    """Every rule answering with one series (not a table's row count), at `at`."""
+    return [
+        series(rule, [(at, value)])
+        for rule in rules(catalog).rules
+        if rule.bound is None and rule.counts is None
+    ]
 
 
 async def evaluated(
@@ -143,7 +160,7 @@ async def test_fields_come_from_the_rules_at_their_instant_and_the_rest_from_pro
     assert snapshot.instant == RULES_AT
     total = snapshot.fields[("http", "total_requests")]
     assert (total.value, total.recorded) == (7, True)
-    # The tables' and check names' rules did not answer the bounded question: PromQL did.
+    # The tables' and check names' rules did not answer: PromQL did.
     by_model = snapshot.fields[("models", "by_model")]
     assert not by_model.recorded
     asked_raw = [(promql, at) for promql, at in upstream.asked[1:]]
@@ -175,48 +192,99 @@ async def test_a_missing_or_stale_rule_falls_back_to_its_promql_alone(catalog: C
     assert rate["read_promql"][0] == upstream.asked[0][0]
 
 
-def table_read(catalog: Catalog, *, tied: int | None) -> list[Sample]:
-    """What the bounded questions answer for the providers table: every rule ran, one row
-    with its cells, 3 rows in all; with `tied`, more providers tie than were read."""
-    table = catalog.domains["providers"].fields["by_provider"]
-    rows = rule_of(catalog, "summary:providers_by_provider")
-    samples = [
-        Sample({"fingerprint": rows.fingerprint, "summary_read": "rows"}, 3.0),
-        Sample({"fingerprint": rows.fingerprint, "window": WINDOW, "provider": "groq"}, 0.0),
-    ]
-    if tied is not None:
-        overflow = {"fingerprint": rows.fingerprint, "summary_read": "overflow"}
-        samples.append(Sample(overflow, float(tied)))
-    promqls = [table.render(WINDOW), *(c.render(WINDOW) for c in table.columns.values())]
-    for promql in promqls:
-        rule = rules(catalog).by_promql[promql]
-        samples.append(Sample({"fingerprint": rule.fingerprint, "summary_read": "answered"}, 1.0))
-        if rule is not rows:
-            labels = {"fingerprint": rule.fingerprint, "window": WINDOW, "provider": "groq"}
-            samples.append(Sample(labels, 1.0))
-    return samples
+def models_table(catalog: Catalog, values: Sequence[float], total: int) -> list[RangeSeries]:
+    """The recorded models table at RULES_AT: rows model-0, model-1... with `values` (the
+    rule's first rows), a cell of each column for each, and `total` rows in all."""
+    table = catalog.domains["models"].fields["by_model"]
+    rows = rules(catalog).by_promql[table.render(WINDOW)]
+    recorded = [series(rows, [(RULES_AT, 0.0)], empty=True)]
+    for index, value in enumerate(values):
+        recorded.append(series(rows, [(RULES_AT, value)], {"model": f"model-{index}"}))
+        for column in table.columns.values():
+            rule = rules(catalog).by_promql[column.render(WINDOW)]
+            recorded.append(series(rule, [(RULES_AT, 1.0)], {"model": f"model-{index}"}))
+    count = rule_of(catalog, "summary:models_by_model:count")
+    return [*recorded, series(count, [(RULES_AT, float(total))])]
 
 
-async def test_a_table_is_read_from_its_rules_with_the_rows_it_has_in_all(
+def by_model_asked(catalog: Catalog, upstream: RecordingUpstream) -> set[str]:
+    table = catalog.domains["models"].fields["by_model"]
+    promqls = {table.render(WINDOW), *(c.render(WINDOW) for c in table.columns.values())}
+    return {promql for promql, _ in upstream.asked} & promqls
+
+
+async def test_a_table_is_read_from_its_first_rows_with_the_rows_it_has_in_all(
     catalog: Catalog,
 ) -> None:
-    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
-    upstream.bounded = table_read(catalog, tied=None)
+    # 20 rows recorded (twice the 10 kept), 500 in all: the 10th is ahead of the 20th.
+    values = [100.0 - index for index in range(2 * LIMITS.top_models)]
+    upstream = RecordingUpstream(
+        [*every_scalar_rule(catalog, RULES_AT), *models_table(catalog, values, 500)]
+    )
     snapshot = await evaluated(catalog, upstream, "auto")
-    table = snapshot.fields[("providers", "by_provider")]
+    table = snapshot.fields[("models", "by_model")]
     assert table.recorded
-    assert [row["provider"] for row in table.value] == ["groq"]  # type: ignore[index,union-attr]
-    by_provider = catalog.domains["providers"].fields["by_provider"].render(WINDOW)
-    assert by_provider not in {promql for promql, _ in upstream.asked}
+    assert [row["model"] for row in table.value] == [  # type: ignore[index,union-attr]
+        f"model-{index}" for index in range(LIMITS.top_models)
+    ]
+    assert table.cut is not None
+    assert (table.cut.rows, table.cut.of) == (LIMITS.top_models, 500)
+    assert by_model_asked(catalog, upstream) == set()
 
 
-async def test_a_table_with_more_ties_than_it_reads_is_asked_as_promql(catalog: Catalog) -> None:
-    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
-    upstream.bounded = table_read(catalog, tied=500)
+async def test_a_table_with_ties_at_its_cut_beyond_its_recorded_rows_is_asked_as_promql(
+    catalog: Catalog,
+) -> None:
+    # The 10th row kept ties with the 20th, the last recorded: more may tie unrecorded.
+    values = [100.0 - min(index, 9) for index in range(2 * LIMITS.top_models)]
+    upstream = RecordingUpstream(
+        [*every_scalar_rule(catalog, RULES_AT), *models_table(catalog, values, 500)]
+    )
+    modes: tuple[Mode, ...] = ("auto", "on")
+    for mode in modes:
+        snapshot = await evaluated(catalog, upstream, mode)
+        table = snapshot.fields[("models", "by_model")]
+        assert not table.recorded
+        assert table.error is None  # asked as PromQL, not a missing rule
+        assert snapshot.recorded is not None
+        missing = {rule.record for rule in snapshot.recorded.missing}
+        assert not {record for record in missing if record.startswith("summary:models_by")}
+        table_promql = catalog.domains["models"].fields["by_model"].render(WINDOW)
+        assert (table_promql, RULES_AT) in upstream.asked
+    assert len(by_model_asked(catalog, upstream)) == 1 + len(
+        catalog.domains["models"].fields["by_model"].columns
+    )
+
+
+async def test_ties_within_the_recorded_rows_or_a_table_recorded_whole_are_read(
+    catalog: Catalog,
+) -> None:
+    # model-9 to model-18 tie at the 10th row, model-19 after them: all ties recorded.
+    tied_at_cut = [100.0 - min(index, 9) for index in range(2 * LIMITS.top_models - 1)] + [50.0]
+    whole = [7.0] * (2 * LIMITS.top_models - 1)  # fewer rows than recorded: all of them
+    # Ties broken by name, as for the raw answer.
+    cases = ((tied_at_cut, 500, ["model-8", "model-10"]), (whole, 19, ["model-16", "model-17"]))
+    for values, total, last_two in cases:
+        upstream = RecordingUpstream(
+            [*every_scalar_rule(catalog, RULES_AT), *models_table(catalog, values, total)]
+        )
+        snapshot = await evaluated(catalog, upstream, "auto")
+        table = snapshot.fields[("models", "by_model")]
+        assert table.recorded
+        assert isinstance(table.value, list)
+        assert [row["model"] for row in table.value][-2:] == last_two  # type: ignore[index]
+        assert by_model_asked(catalog, upstream) == set()
+
+
+async def test_a_table_without_its_row_count_is_asked_as_promql(catalog: Catalog) -> None:
+    values = [100.0 - index for index in range(2 * LIMITS.top_models)]
+    recorded = models_table(catalog, values, 500)[:-1]
+    upstream = RecordingUpstream([*every_scalar_rule(catalog, RULES_AT), *recorded])
     snapshot = await evaluated(catalog, upstream, "auto")
-    assert not snapshot.fields[("providers", "by_provider")].recorded
-    by_provider = catalog.domains["providers"].fields["by_provider"].render(WINDOW)
-    assert (by_provider, RULES_AT) in upstream.asked
+    assert not snapshot.fields[("models", "by_model")].recorded
+    assert len(by_model_asked(catalog, upstream)) == 1 + len(
+        catalog.domains["models"].fields["by_model"].columns
+    )
 
 
 async def test_with_no_fresh_rule_every_field_is_asked_as_promql_at_the_refresh_instant(

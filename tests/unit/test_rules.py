@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from exporter.catalog import Catalog, load_catalog
-from exporter.rules import DEFAULT_INTERVAL, render_rules, rule_set
+from exporter.rules import DEFAULT_INTERVAL, TIE_ROOM, render_rules, rule_set
+from exporter.settings import TableLimits
 from tests.exporter_client import run_command
 
 
@@ -20,7 +21,8 @@ def records(catalog: Catalog, window: str = "5m") -> dict[str, str]:
 
 def test_one_rule_per_distinct_query_of_a_refresh(catalog: Catalog) -> None:
     rules = rule_set(catalog, "5m").rules
-    assert sorted(rule.promql for rule in rules) == sorted(catalog.queries("5m"))
+    asked = [rule.promql for rule in rules if rule.counts is None]
+    assert sorted(asked) == sorted(catalog.queries("5m"))
     assert len({rule.record for rule in rules}) == len(rules)
     assert len({rule.fingerprint for rule in rules}) == len(rules)
 
@@ -49,6 +51,44 @@ def test_tables_checks_and_existence_have_rules_too(catalog: Catalog) -> None:
     assert names is not None
     assert named["summary:check_providers_unavailable_names"] == names.render("5m")
     assert named["summary:metric_series"] == catalog.existence_query(catalog.sources())
+
+
+def test_a_table_records_its_first_rows_the_columns_of_those_and_how_many_it_has(
+    catalog: Catalog,
+) -> None:
+    by_model = catalog.domains["models"].fields["by_model"]
+    rows = by_model.render("5m")
+    rules = {rule.record: rule for rule in rule_set(catalog, "5m", TableLimits(50, 10)).rules}
+    first = f"topk({TIE_ROOM * 10}, ((({rows}) > -Inf) < +Inf))"
+    assert rules["summary:models_by_model"].expr.startswith(f"label_replace(({first}), ")
+    assert rules["summary:models_by_model"].ranked == TIE_ROOM * 10
+    requests = rules["summary:models_by_model_requests"]
+    column = by_model.columns["requests"].render("5m")
+    assert f"(({column}) and on (model) {first})" in requests.expr
+    count = rules["summary:models_by_model:count"]
+    assert count.counts == rows
+    assert f"(count(count by (model) (((({rows}) > -Inf) < +Inf))))" in count.expr
+    # The providers table keeps EXPORTER_MAX_ENTITIES, lowest health first.
+    providers = rules["summary:providers_by_provider"]
+    assert providers.expr.startswith(f"label_replace((bottomk({TIE_ROOM * 50}, ")
+
+
+def test_check_names_record_their_first_names_without_a_count(catalog: Catalog) -> None:
+    rules = {rule.record: rule for rule in rule_set(catalog, "5m", TableLimits(7, 3)).rules}
+    names = rules["summary:check_providers_unavailable_names"]
+    assert f"(topk({TIE_ROOM * 7}, " in names.expr
+    assert names.promql not in {rule.counts for rule in rules.values()}
+
+
+def test_other_limits_of_rows_are_other_rules(catalog: Catalog) -> None:
+    shipped = {rule.record: rule.fingerprint for rule in rule_set(catalog, "5m").rules}
+    fewer = {
+        rule.record: rule.fingerprint for rule in rule_set(catalog, "5m", TableLimits(50, 5)).rules
+    }
+    changed = {record for record in shipped if shipped[record] != fewer[record]}
+    assert changed == {
+        record for record in shipped if record.startswith("summary:models_by_model")
+    } - {"summary:models_by_model:count"}
 
 
 def test_every_evaluation_records_one_series_without_a_window_beside_the_answer(
@@ -98,6 +138,14 @@ def test_the_command_prints_the_rules_of_the_built_in_catalog() -> None:
     result = run_command("rules")
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout) == {"groups": [rule_set(load_catalog(), "5m").group()]}
+
+
+def test_the_command_records_the_rows_of_the_exporters_limits() -> None:
+    result = run_command("rules", env={"EXPORTER_MAX_ENTITIES": "20", "EXPORTER_TOP_MODELS": "4"})
+    assert result.returncode == 0, result.stderr
+    group = rule_set(load_catalog(), "5m", TableLimits(20, 4)).group()
+    assert yaml.safe_load(result.stdout) == {"groups": [group]}
+    assert "EXPORTER_MAX_ENTITIES=20" in result.stdout
 
 
 def test_the_command_sets_the_evaluation_interval_and_names_it_in_the_header() -> None:

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from exporter.catalog import Catalog, FieldSpec, Kind, Unit, load_catalog
 from exporter.errors import QueryRejected, UpstreamUnreachable
 from exporter.prometheus import QueryResult, Sample, bounded_warnings, shorten
+from exporter.ranking import LABEL_LENGTH_LIMIT
 from exporter.snapshot import (
     AT_LEAST,
-    LABEL_LENGTH_LIMIT,
     Existence,
     FieldValue,
     Snapshot,

@@ -110,6 +110,8 @@ async def _per_refresh(server: PrometheusServer, rounds: int) -> dict[str, list[
                 if recorded is not None:
                     fields = sum(f.recorded for f in snapshot.fields.values())
                     seconds["fields"] = [fields / len(snapshot.fields)]
+                    if asked := [".".join(k) for k, f in snapshot.fields.items() if not f.recorded]:
+                        print(f"asked as PromQL: {', '.join(asked)}", file=sys.stderr)
                 await asyncio.sleep(0.2)  # the query log is written after the answer
                 if round_:
                     seconds[mode].append(_eval_seconds(server.query_log, offset)[0])

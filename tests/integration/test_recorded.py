@@ -225,35 +225,39 @@ def assert_same_at_one_instant(recorded: dict[str, Any], raw: dict[str, Any]) ->
         assert_same(recorded.get(part), raw.get(part), part)
 
 
-async def crowd_summaries(client: Any, job: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The crowd's summaries (recorded, raw), which cut both tables to the rows kept."""
+TABLES = ("models.by_model", "providers.by_provider")
+AGE = "newest_sample_age_ms"
+
+
+async def crowd_summary(
+    request: pytest.FixtureRequest, start_exporter: Any, engine: str, job: str, **overrides: Any
+) -> dict[str, Any]:
+    """The crowd's recorded summary on `engine`, once checked against the raw one at its
+    instant and for a cut of both tables to the rows kept."""
+    server = request.getfixturevalue(f"ruled_{engine}")
+    if engine == "victoria_metrics":
+        wait_for(lambda: 4 <= time.time() % dataset.STEP <= 11, timeout=dataset.STEP)
+    limits = {"max_entities": CROWDS[job], "top_models": CROWDS[job]}
+    client = await started(
+        start_exporter, server.url, selector=f'job="{job}"', **limits, **overrides
+    )
     recorded, raw = await summaries(client)
     # vmalert stamps its results up to a second after the instant it asked at.
     recorded_age, raw_age = (doc["metrics"]["gateway"].pop(AGE) for doc in (recorded, raw))
     assert abs(recorded_age - raw_age) <= 1000
     assert_same_at_one_instant(recorded, raw)
-    for key in ("models.by_model", "providers.by_provider"):
+    for key in TABLES:
         domain, table = key.split(".")
         assert len(recorded["metrics"][domain][table]) == CROWDS[job]
         assert recorded["cuts"][key]["of"] >= 5 * COPIES
-    return recorded, raw
-
-
-TABLES = ("models.by_model", "providers.by_provider")
-AGE = "newest_sample_age_ms"
+    return recorded
 
 
 @pytest.mark.parametrize("engine", ["prometheus", "victoria_metrics"])
 async def test_tables_cut_with_ties_within_their_recorded_rows_are_read_from_the_rules(
     engine: str, request: pytest.FixtureRequest, start_exporter: Any
 ) -> None:
-    server = request.getfixturevalue(f"ruled_{engine}")
-    job = "gatewayz-crowd-cut"
-    limits = {"max_entities": CROWDS[job], "top_models": CROWDS[job]}
-    if engine == "victoria_metrics":
-        wait_for(lambda: 4 <= time.time() % dataset.STEP <= 11, timeout=dataset.STEP)
-    client = await started(start_exporter, server.url, selector=f'job="{job}"', **limits)
-    recorded, _ = await crowd_summaries(client, job)
+    recorded = await crowd_summary(request, start_exporter, engine, "gatewayz-crowd-cut")
     by = answered_by(recorded)
     assert {by[key] for key in TABLES} == {"recorded_rule"}
     # Three models tie at the first value and three at the last row kept: the first of
@@ -267,15 +271,9 @@ async def test_tables_cut_with_ties_within_their_recorded_rows_are_read_from_the
 async def test_tables_with_more_ties_at_their_cut_than_recorded_are_asked_as_promql(
     engine: str, request: pytest.FixtureRequest, start_exporter: Any
 ) -> None:
-    server = request.getfixturevalue(f"ruled_{engine}")
-    job = "gatewayz-crowd-tied"
-    limits = {"max_entities": CROWDS[job], "top_models": CROWDS[job]}
-    if engine == "victoria_metrics":
-        wait_for(lambda: 4 <= time.time() % dataset.STEP <= 11, timeout=dataset.STEP)
-    client = await started(
-        start_exporter, server.url, selector=f'job="{job}"', recorded_rules="on", **limits
+    recorded = await crowd_summary(
+        request, start_exporter, engine, "gatewayz-crowd-tied", recorded_rules="on"
     )
-    recorded, _ = await crowd_summaries(client, job)
     by = answered_by(recorded)
     # Even with EXPORTER_RECORDED_RULES=on: the rules ran, they hold too few rows.
     assert {by[key] for key in TABLES} == {"promql"}

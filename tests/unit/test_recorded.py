@@ -17,7 +17,7 @@ from exporter.environment import Environment
 from exporter.errors import RecordedRuleMissing
 from exporter.health import Status, assess
 from exporter.prometheus import QueryResult, RangeSeries, ReadBudget, Sample
-from exporter.recorded import Mode, RecordedRules, newest_evaluation
+from exporter.recorded import SERIES_PER_QUESTION, Mode, RecordedRules, newest_evaluation
 from exporter.refresher import Evaluator, Refresher
 from exporter.rules import RecordedRule, RuleSet, rule_set
 from exporter.snapshot import Snapshot, evaluate, explain
@@ -58,10 +58,15 @@ class RecordingUpstream:
         return self._selected(promql)
 
     def _selected(self, promql: str) -> tuple[RangeSeries, ...]:
+        fingerprints = set(self.fingerprints(promql))
+        return tuple(one for one in self.recorded if one.labels["fingerprint"] in fingerprints)
+
+    @staticmethod
+    def fingerprints(promql: str) -> list[str]:
+        """The fingerprints a question about recorded series selects."""
         matched = re.search(r'fingerprint=~"([^"]*)"', promql)
         assert matched is not None, promql
-        fingerprints = set(matched.group(1).split("|"))
-        return tuple(one for one in self.recorded if one.labels["fingerprint"] in fingerprints)
+        return matched.group(1).split("|")
 
 
 def rules(catalog: Catalog) -> RuleSet:
@@ -274,6 +279,20 @@ async def test_ties_within_the_recorded_rows_or_a_table_recorded_whole_are_read(
         assert isinstance(table.value, list)
         assert [row["model"] for row in table.value][-2:] == last_two  # type: ignore[index]
         assert by_model_asked(catalog, upstream) == set()
+
+
+async def test_first_rows_are_read_at_the_rules_instant_a_few_hundred_series_a_question(
+    catalog: Catalog,
+) -> None:
+    upstream = RecordingUpstream(every_scalar_rule(catalog, RULES_AT))
+    await evaluated(catalog, upstream, "auto")
+    stamped = [(promql, at) for promql, at in upstream.asked[1:] if promql.startswith("{")]
+    assert {at for _, at in stamped} == {RULES_AT}
+    ranked = {rule.fingerprint: rule.ranked for rule in rules(catalog).rules if rule.ranked}
+    parts = [upstream.fingerprints(promql) for promql, _ in stamped]
+    assert sorted(fp for part in parts for fp in part) == sorted(ranked)
+    assert len(parts) > 1
+    assert all(sum(ranked[fp] + 1 for fp in part) <= SERIES_PER_QUESTION for part in parts)
 
 
 async def test_a_table_without_its_row_count_is_asked_as_promql(catalog: Catalog) -> None:

@@ -6,8 +6,12 @@ to the present and multiplies it. Copy i adds a replica (`instance`) and, except
 self-test series the catalog excludes, suffixes path, model, provider, table, endpoint and
 cache name with `-i`: more routes, models and providers, as a larger gateway fleet has.
 Copy i also carries more traffic than copy 0 (its counts times 1 + i / copies, its error
-counts as they are), so that its providers and models differ from every other copy's in
-requests and error rate, as a real gateway's do: no two copies tie exactly in a ranking.
+counts as they are), has inference errors where copy 0 has only successes and successes where
+it has only errors (i / copies times the counts, a tenth of that for errors), and its circuit
+breakers closed but in one copy of OPEN_EVERY, and its replicas' event loop lag times the
+same factor: its providers, models and replicas differ from every other copy's in requests,
+error rate, health and lag, as a real gateway's do, and no two copies tie exactly in a
+ranking.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ _IDENTITY_LABELS = ("path", "model", "provider", "table", "endpoint", "cache_nam
 # Series whose values count events: a copy's traffic scales them (but its errors).
 _COUNTS = ("_total", "_count", "_bucket")
 _ERROR = ("status", "error")
+_INFERENCE = ("model_inference_requests_total", "model_inference_requests_created")
+_OTHER_STATUS = {"success": "error", "error": "success"}
+_BREAKER = "circuit_breaker_current_state"
+OPEN_EVERY = 20  # one copy in so many keeps its breakers as copy 0 has them
+_LAG = "gatewayz_event_loop_lag_seconds"  # a replica's own, which grows with its traffic
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,39 @@ def _copy_labels(labels: Mapping[str, str], copy: int) -> dict[str, str]:
 
 def _copy_value(name: str, labels: Mapping[str, str], value: float, factor: float) -> float:
     """A count of copy i's traffic (integer, still growing, buckets still cumulative) or
-    its sum of observations; other values (gauges, errors, `_created`) as they are."""
+    its sum of observations, a breaker's state; other values (gauges, errors, `_created`) as
+    they are."""
+    if name == _BREAKER:
+        return 1.0 if labels.get("state") == "closed" else 0.0
+    if name == _LAG:
+        return value * factor
     if labels.get(_ERROR[0]) == _ERROR[1]:
         return value
     if name.endswith(_COUNTS):
         return float(round(value * factor))
     return value * factor if name.endswith("_sum") else value
+
+
+def _other_status(base: list[Sample]) -> list[Sample]:
+    """The inference series of the status copy 0 does not have beside one it has (provider,
+    model and replica): copy 0's values, which a copy scales down."""
+    present = {(s.name, tuple(sorted(s.labels.items()))) for s in base}
+    others = []
+    for s in base:
+        status = s.labels.get("status", "")
+        if s.name not in _INFERENCE or status not in _OTHER_STATUS:
+            continue
+        labels = {**s.labels, "status": _OTHER_STATUS[status]}
+        if (s.name, tuple(sorted(labels.items()))) not in present:
+            others.append(Sample(s.name, labels, s.timestamp, s.value))
+    return others
+
+
+def _other_status_value(sample: Sample, share: float) -> float:
+    if not sample.name.endswith("_total"):
+        return sample.value
+    errors = sample.labels.get(_ERROR[0]) == _ERROR[1]
+    return float(round(sample.value * share / (10 if errors else 1)))
 
 
 def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[list[Sample], int]:
@@ -76,9 +112,12 @@ def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[li
     end = (int(time.time() + live_s) // dataset.STEP + 1) * dataset.STEP
     shift = end - dataset.BUSY_AT
     keys = [tuple(sorted(s.labels.items())) for s in base]
+    others = _other_status(base)
+    other_keys = [tuple(sorted(s.labels.items())) for s in others]
+    other_series = len({(s.name, key) for s, key in zip(others, other_keys, strict=True)})
     samples: list[Sample] = []
     for copy in range(copies):
-        factor = 1 + copy / copies
+        factor, share = 1 + copy / copies, copy / copies
         # One label dict per series and copy, shared by its points: 100,000 series x 41
         # points stay a few hundred MB in this process.
         labels_of: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
@@ -87,9 +126,17 @@ def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[li
             if labels is None:
                 labels = s.labels if copy == 0 else _copy_labels(s.labels, copy)
                 labels_of[key] = labels
-            value = s.value if copy == 0 else _copy_value(s.name, labels, s.value, factor)
+            value = s.value
+            if copy and (s.name != _BREAKER or copy % OPEN_EVERY):
+                value = _copy_value(s.name, labels, s.value, factor)
             samples.append(Sample(s.name, labels, s.timestamp + shift, value))
-    return samples, base_series * copies
+        if copy == 0:
+            continue
+        for s, key in zip(others, other_keys, strict=True):
+            labels = labels_of.get(key) or labels_of.setdefault(key, _copy_labels(s.labels, copy))
+            value = _other_status_value(s, share)
+            samples.append(Sample(s.name, labels, s.timestamp + shift, value))
+    return samples, base_series * copies + other_series * (copies - 1)
 
 
 def start_tier(series: int, workdir: Path, *, window_s: float, live_s: float) -> Tier:

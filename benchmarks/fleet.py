@@ -142,6 +142,17 @@ def _prometheus_cpu(
     finally:
         for exporter in started:
             exporter.stop()
+        if not wait_for(lambda: _engine_queries(server) == 0, 300, 0.5):
+            raise BenchError("Prometheus still runs the queries of stopped exporters")
+
+
+def _engine_queries(server: PrometheusServer) -> float:
+    """The queries Prometheus runs or queues now (its prometheus_engine_queries gauge)."""
+    _, body = http_get(f"{server.url}/metrics", timeout=10)
+    for line in body.decode().splitlines():
+        if line.startswith("prometheus_engine_queries "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def run(sizes: Sequence[int], workdir: Path, *, rounds: int, seconds: float) -> Section:
@@ -153,8 +164,10 @@ def run(sizes: Sequence[int], workdir: Path, *, rounds: int, seconds: float) -> 
             per_size[tier.series] = asyncio.run(_per_refresh(tier.prometheus, rounds))
             if size == sizes[-1]:
                 cpu[0, "none"] = _prometheus_cpu(tier.prometheus, workdir, 0, "off", seconds)
-                for count in EXPORTERS:
-                    for mode in ("off", "auto"):
+                # Recorded first: raw queries still running after their exporters stopped
+                # would be counted against the next figure.
+                for mode in ("auto", "off"):
+                    for count in EXPORTERS:
                         cpu[count, mode] = _prometheus_cpu(
                             tier.prometheus, workdir / "cpu", count, mode, seconds
                         )

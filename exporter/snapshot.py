@@ -624,12 +624,18 @@ async def evaluate(
     remaining = [promql for promql in distinct if promql not in answers]
     if durations is not None:
         remaining = durations.slowest_first(remaining)
-    asking = asyncio.gather(*(ask(promql) for promql in remaining))
-    if recorded is not None and read is None:
-        read, asked = await asyncio.gather(recorded.look(catalog, window, at, budget), asking)
-    else:
-        asked = await asking
-    answers.update(zip(remaining, asked, strict=True))
+    # A task group rather than gather: cut short (a refresh's deadline), it cancels its queries
+    # and waits until they have ended, so that no query of one refresh outlives it.
+    async with asyncio.TaskGroup() as group:
+        asking = [group.create_task(ask(promql)) for promql in remaining]
+        looking = (
+            group.create_task(recorded.look(catalog, window, at, budget))
+            if recorded is not None and read is None
+            else None
+        )
+    answers.update(zip(remaining, (task.result() for task in asking), strict=True))
+    if looking is not None:
+        read = looking.result()
     if durations is not None and (read is None or read.mode != "on"):
         durations.remember(took)
     names = catalog.sources()

@@ -68,6 +68,28 @@ async def test_a_refresh_sends_first_the_queries_that_took_longest_the_last_time
     assert sorted(asked) == sorted(catalog.queries("5m"))
 
 
+async def test_a_refresh_cut_short_by_its_deadline_leaves_none_of_its_queries_running(
+    catalog: Catalog,
+) -> None:
+    class Hanging:
+        display_url = "http://prometheus:9090"
+
+        async def query(self, promql: str, at: float, budget: Any) -> QueryResult:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                # A request in flight takes a few turns of the loop to unwind (its connection).
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            raise AssertionError("never answered")
+
+    refresher = refresher_for(catalog, Hanging(), interval=0.2)
+    snapshot = await refresher.refresh_once()
+    assert not snapshot.reached_upstream
+    # The next refresh starts with none of this one's queries still running.
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
 async def test_failures_are_logged_once_per_change_not_once_per_refresh(
     catalog: Catalog,
     fake_prometheus: FakePrometheus,

@@ -107,8 +107,8 @@ def section(tiers: list[Tier], rounds: int) -> Section:
     result.add(
         f"{rounds} refreshes per tier after one to warm up, each query timed as the exporter's "
         "client sees it; medians, in ms. A refresh sends its distinct queries at once "
-        "(EXPORTER_MAX_CONCURRENT_QUERIES), so it should take little longer than its slowest "
-        "query."
+        "(EXPORTER_MAX_CONCURRENT_QUERIES), slowest first by the refresh before, so it should "
+        "take little longer than its slowest query."
     )
     rows = [
         [

@@ -636,7 +636,7 @@ async def evaluate(
     answers.update(zip(remaining, (task.result() for task in asking), strict=True))
     if looking is not None:
         read = looking.result()
-    if durations is not None and (read is None or read.mode != "on"):
+    if durations is not None:
         durations.remember(took)
     names = catalog.sources()
     existence = Existence.from_answer(

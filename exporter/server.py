@@ -63,6 +63,9 @@ class Connection(asyncio.Protocol):
         self.answering = 0  # requests being answered now
         self.answered = 0  # requests answered so far
         self._deadline: asyncio.TimerHandle | None = None
+        # The transport hands what it reads straight to aiohttp: every request passes through
+        # here, and the guard has nothing to do with its bytes.
+        self.data_received = inner.data_received  # type: ignore[method-assign]
 
     @property
     def sheddable(self) -> bool:
@@ -77,9 +80,6 @@ class Connection(asyncio.Protocol):
         )
         self._inner.connection_made(transport)
         self._guard.opened(self)
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received()

@@ -22,19 +22,21 @@ from benchmarks import data, fleet, load, memory, refresh, serving
 from benchmarks.common import INSTALL_HINT, BenchError, Section, table, verdict
 from harness.servers import ServerError, require_binary
 
-WINDOW_S = 300.0  # the shipped EXPORTER_WINDOW, 5m
-LOAD_INTERVAL_S = 2.0  # a short refresh interval: many refreshes in each load phase
-
 
 def _first_line(argv: Sequence[str]) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     return (done.stdout or done.stderr or "\n").splitlines()[0].strip()
 
 
+def _load_average() -> str:
+    return "{:.2f}, {:.2f}".format(*os.getloadavg()[:2])
+
+
 def machine() -> list[list[object]]:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
     changed = _first_line([*git, "status", "--porcelain", "--", "exporter"])
+    commit = _first_line([*git, "log", "-1", "--format=%h", "--", "exporter"])
     return [
         ["CPUs", f"{os.cpu_count()}, shared with others running test suites during the run"],
         ["CPU model", cpuinfo.partition("model name")[2].partition(":")[2].split("\n")[0].strip()],
@@ -42,58 +44,35 @@ def machine() -> list[list[object]]:
         ["aiohttp", importlib.metadata.version("aiohttp")],
         ["Prometheus", _first_line([require_binary("prometheus"), "--version"])],
         ["wrk", _first_line([require_binary("wrk", INSTALL_HINT), "-v"])],
-        [
-            "exporter/ as of commit",
-            _first_line([*git, "log", "-1", "--format=%h", "--", "exporter"])
-            + (" with uncommitted changes" if changed else ""),
-        ],
-        ["load average at start (1, 5 min)", "{:.2f}, {:.2f}".format(*os.getloadavg()[:2])],
+        ["exporter/ as of commit", commit + (" with uncommitted changes" if changed else "")],
+        ["load average at start (1, 5 min)", _load_average()],
     ]
 
 
 def run(quick: bool, workdir: Path) -> list[Section]:
     # The dataset as it is (a few hundred series), then copies of it.
     sizes = (1, 10_000) if quick else (1, 10_000, 100_000)
-    refresh_rounds = 5 if quick else 10
+    rounds = 5 if quick else 10
     tiers: list[refresh.Tier] = []
     memories: dict[int, tuple[float, float]] = {}
-
-    def per_tier(tier: data.Tier) -> None:
-        url = tier.prometheus.url
-        tiers.append(refresh.measure(url, tier.series, rounds=refresh_rounds))
-        memories[tier.series] = memory.at_tier(url, workdir / "memory", tier.series, interval=5)
-
-    # The smallest tier serves every benchmark: its data outlives them all.
-    small = data.start_tier(sizes[0], workdir / "small", window_s=WINDOW_S, live_s=1200)
-    with small.prometheus:
-        url = small.prometheus.url
-        served = serving.run(
-            url,
-            workdir / "serving",
-            processes=3 if quick else 4,
-            rounds=8 if quick else 20,
-            seconds=1,
-        )
-        asked = load.run(
-            small.prometheus,
-            workdir / "load",
-            clients=(1, 100) if quick else (1, 100, 1000),
-            seconds=10 if quick else 20,
-            interval=LOAD_INTERVAL_S,
-        )
-        starts = memory.start_times(url, workdir / "memory", repeats=3 if quick else 5)
-        loaded = memory.under_load(url, workdir / "memory", connections=1000, seconds=5)
-        per_tier(small)
-    for size in sizes[1:]:
-        tier = data.start_tier(size, workdir / f"{size}", window_s=WINDOW_S, live_s=300)
-        with tier.prometheus:
-            per_tier(tier)
-    sections = [
-        refresh.section(tiers, refresh_rounds),
-        asked,
-        memory.section(starts, loaded, memories),
-        served,
-    ]
+    for size in sizes:
+        # The smallest tier serves every benchmark: its data outlives them all.
+        live_s = 1200 if size == sizes[0] else 300
+        series, prometheus = data.start_tier(size, workdir / f"{size}", live_s)
+        with prometheus:
+            url = prometheus.url
+            if size == sizes[0]:
+                served = serving.run(
+                    url, workdir / "serving", 3 if quick else 4, 8 if quick else 20
+                )
+                clients = (1, 100) if quick else (1, 100, 1000)
+                asked = load.run(prometheus, workdir / "load", clients, 10 if quick else 20)
+                starts = memory.start_times(url, workdir / "memory", 3 if quick else 5)
+                loaded = memory.under_load(url, workdir / "memory")
+            tiers.append(refresh.measure(url, series, rounds))
+            memories[series] = memory.at_tier(url, workdir / "memory" / f"tier-{series}")
+    sections = [refresh.section(tiers, rounds), asked, memory.section(starts, loaded, memories)]
+    sections.append(served)
     if not quick:
         sections.append(fleet.run(sizes, workdir / "fleet", rounds=5, seconds=45))
     return sections
@@ -106,11 +85,10 @@ def report(sections: Sequence[Section], facts: list[list[object]], took: float) 
         "# Benchmarks",
         "",
         f"Written by `make bench` (`python -m benchmarks --output docs/benchmarks.md`) on "
-        f"{date}, in {took / 60:.1f} min. The machine has 2 cores and was shared with others "
-        "running test suites at the same time: absolute numbers move from run to run, so every "
-        "comparison is measured side by side in this one run. `make bench-quick` "
-        "(`python -m benchmarks --quick`, a few minutes) measures the same figures on fewer "
-        "series and for less time, and exits 1 when one misses its goal.",
+        f"{date}, in {took / 60:.1f} min, on a shared machine (below): absolute numbers move "
+        "from run to run, so every comparison is measured side by side in this one run. "
+        "`make bench-quick` (`python -m benchmarks --quick`, a few minutes) measures the same "
+        "figures on fewer series and for less time, and exits 1 when one misses its goal.",
         "",
         "Data: the gateway metrics of tests/integration/dataset.py (its busy phase), moved to "
         "the present, as they are and multiplied to about 10,000 and 100,000 series (replicas; "
@@ -151,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmarks: {error}", file=sys.stderr)
         return 2
     took = time.monotonic() - started
-    facts.append(["load average at end (1, 5 min)", "{:.2f}, {:.2f}".format(*os.getloadavg()[:2])])
+    facts.append(["load average at end (1, 5 min)", _load_average()])
     if arguments.output is not None:
         arguments.output.write_text(report(sections, facts, took))
     checks = [c for s in sections for c in s.checks]

@@ -13,28 +13,17 @@ from aiohttp import web
 from exporter.cli import LISTEN_BACKLOG
 
 
-def create_app(body: bytes) -> web.Application:
+def main(port: int, body: bytes) -> None:
     async def summary(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/summary", summary)
-    return app
-
-
-def main(argv: list[str]) -> int:
-    port, body_file = int(argv[0]), Path(argv[1])
     # Run as the exporter runs (exporter/cli.py): the same backlog, no access log.
     web.run_app(
-        create_app(body_file.read_bytes()),
-        host="127.0.0.1",
-        port=port,
-        backlog=LISTEN_BACKLOG,
-        access_log=None,
-        print=None,
+        app, host="127.0.0.1", port=port, backlog=LISTEN_BACKLOG, access_log=None, print=None
     )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    main(int(sys.argv[1]), Path(sys.argv[2]).read_bytes())

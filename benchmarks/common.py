@@ -1,4 +1,4 @@
-"""What the benchmarks share: the exporter as a process, HTTP probes, wrk, RSS, the report.
+"""What the benchmarks share: the exporter as a process or as its evaluator, wrk, the report.
 
 Processes come from the harness (harness/servers.py): each listens on 127.0.0.1 only, every
 wait is bounded, and each is stopped by its own PID.
@@ -9,58 +9,36 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.servers import ExporterProcess, require_binary, wait_for
+from exporter.catalog import load_catalog
+from exporter.recorded import RecordedUpstream, recorded_rules
+from exporter.refresher import Evaluator
+from exporter.settings import Settings
+from harness.servers import ExporterProcess, http_get, require_binary, wait_for
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus wrk"
 # The first refresh at 100,000 series takes seconds on two shared cores.
 FRESH_TIMEOUT_S = 60.0
-
-# Probes go straight to 127.0.0.1: an http_proxy from the environment must not reroute them.
-_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class BenchError(RuntimeError):
     """A benchmark could not run (a missed goal is a failed Check instead)."""
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """Status and body; (0, b"") when nothing answers."""
-    try:
-        with _HTTP.open(url, timeout=timeout) as response:
-            status: int = response.status
-            body: bytes = response.read()
-            return status, body
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
 def start_exporter(
-    prometheus_url: str,
-    workdir: Path,
-    *,
-    interval: float = 15.0,
-    hash_seed: int = 0,
-    max_connections: int | None = None,
+    prometheus_url: str, workdir: Path, variables: Mapping[str, str] | None = None
 ) -> ExporterProcess:
-    """`python -m exporter serve` with shipped defaults but the upstream, the interval and,
-    when given, the connection limit; started once /readyz answers."""
-    variables = {
+    """`python -m exporter serve` with shipped settings but the upstream and `variables`;
+    started once /readyz answers."""
+    shipped = {
         "EXPORTER_PROMETHEUS_URL": prometheus_url,
-        "EXPORTER_REFRESH_INTERVAL": f"{interval:g}",
         "EXPORTER_LOG_LEVEL": "WARNING",
-        "PYTHONHASHSEED": str(hash_seed),
+        "PYTHONHASHSEED": "0",
     }
-    if max_connections is not None:
-        variables["EXPORTER_MAX_CONNECTIONS"] = str(max_connections)
-    return ExporterProcess.start(workdir, variables)
+    return ExporterProcess.start(workdir, shipped | dict(variables or {}))
 
 
 def wait_until_fresh(exporter: ExporterProcess, interval: float = 0.05) -> None:
@@ -72,6 +50,18 @@ def wait_until_fresh(exporter: ExporterProcess, interval: float = 0.05) -> None:
 
     if not wait_for(fresh, FRESH_TIMEOUT_S, interval):
         raise BenchError(f"no fresh /summary after {FRESH_TIMEOUT_S} s:\n{exporter.log_tail()}")
+
+
+def evaluator(settings: Settings, client: RecordedUpstream) -> Evaluator:
+    """The exporter's evaluator of the shipped catalog over `client`, as `serve` builds it."""
+    return Evaluator(
+        load_catalog(None),
+        client,
+        max_concurrency=settings.max_concurrent_queries,
+        limits=settings.table_limits,
+        max_bytes=settings.max_refresh_bytes,
+        recorded=recorded_rules(settings, client),
+    )
 
 
 @dataclass(frozen=True)
@@ -119,6 +109,9 @@ class Section:
 
     def add(self, text: str) -> None:
         self.body.append(text)
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        self.add(table(headers, rows))
 
     def check(self, name: str, measured: str, goal: str, passed: bool) -> None:
         self.checks.append(Check(name, measured, goal, passed))

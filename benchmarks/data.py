@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.servers import PrometheusServer, Sample
@@ -36,14 +35,7 @@ _OTHER_STATUS = {"success": "error", "error": "success"}
 _BREAKER = "circuit_breaker_current_state"
 OPEN_EVERY = 20  # one copy in so many keeps its breakers as copy 0 has them
 _LAG = "gatewayz_event_loop_lag_seconds"  # a replica's own, which grows with its traffic
-
-
-@dataclass(frozen=True)
-class Tier:
-    """A Prometheus holding `series` series of the gateway."""
-
-    series: int
-    prometheus: PrometheusServer
+WINDOW_S = 300.0  # the shipped EXPORTER_WINDOW, 5m
 
 
 def _copy_labels(labels: Mapping[str, str], copy: int) -> dict[str, str]:
@@ -139,8 +131,8 @@ def gateway_samples(series: int, *, history_s: float, live_s: float) -> tuple[li
     return samples, base_series * copies + other_series * (copies - 1)
 
 
-def start_tier(series: int, workdir: Path, *, window_s: float, live_s: float) -> Tier:
-    """Backfills a new Prometheus with the gateway at about `series` series and starts it."""
+def start_tier(series: int, workdir: Path, live_s: float) -> tuple[int, PrometheusServer]:
+    """A new Prometheus backfilled with the gateway at about `series` series, and their count."""
     # One step more than the window, so that the first refresh already sees a full window.
-    samples, count = gateway_samples(series, history_s=window_s + 2 * dataset.STEP, live_s=live_s)
-    return Tier(count, PrometheusServer.start(samples, workdir))
+    samples, count = gateway_samples(series, history_s=WINDOW_S + 2 * dataset.STEP, live_s=live_s)
+    return count, PrometheusServer.start(samples, workdir)

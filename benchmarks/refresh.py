@@ -2,8 +2,8 @@
 
 The refresh is the exporter's own (Refresher.refresh_once over its upstream client, shipped
 settings: recording rules read in `auto` mode, none loaded), run in this process with every
-query timed; all refreshes of a tier are evaluated
-at one pinned instant, so each asks Prometheus the same questions of the same data.
+query timed; all refreshes of a tier are evaluated at one pinned instant, so each asks
+Prometheus the same questions of the same data.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from benchmarks.common import Section, ratio, table
-from exporter.catalog import load_catalog
+from benchmarks.common import Section, evaluator, ratio
 from exporter.prometheus import QueryResult, RangeSeries, ReadBudget
-from exporter.recorded import RecordedUpstream, recorded_rules
-from exporter.refresher import Evaluator, Refresher
+from exporter.recorded import RecordedUpstream
+from exporter.refresher import Refresher
 from exporter.settings import Settings
 from exporter.upstream import session_for, upstream_for
 
@@ -73,14 +72,7 @@ async def _measure(url: str, series: int, rounds: int) -> Tier:
     async with session_for(settings) as session:
         timed = TimedUpstream(upstream_for(settings, session))
         refresher = Refresher(
-            Evaluator(
-                load_catalog(None),
-                timed,
-                max_concurrency=settings.max_concurrent_queries,
-                limits=settings.table_limits,
-                max_bytes=settings.max_refresh_bytes,
-                recorded=recorded_rules(settings, timed),
-            ),
+            evaluator(settings, timed),
             window=settings.window,
             interval=settings.refresh_interval,
             max_staleness=settings.effective_max_staleness,
@@ -98,7 +90,7 @@ async def _measure(url: str, series: int, rounds: int) -> Tier:
         return Tier(series, len(timed.latencies), walls, slowest, failed)
 
 
-def measure(url: str, series: int, *, rounds: int) -> Tier:
+def measure(url: str, series: int, rounds: int) -> Tier:
     return asyncio.run(_measure(url, series, rounds))
 
 
@@ -110,24 +102,22 @@ def section(tiers: list[Tier], rounds: int) -> Section:
         "(EXPORTER_MAX_CONCURRENT_QUERIES), slowest first by the refresh before, so it should "
         "take little longer than its slowest query."
     )
-    rows = [
+    result.table(
+        ["series", "queries", "refresh", "slowest query", "refresh / slowest", "failed"],
         [
-            f"{tier.series:,}",
-            tier.queries,
-            f"{statistics.median(tier.walls) * 1000:.1f}",
-            f"{statistics.median(tier.slowest) * 1000:.1f}",
-            ratio(tier.ratio),
-            tier.failed_queries,
-        ]
-        for tier in tiers
-    ]
-    headers = ["series", "queries", "refresh", "slowest query", "refresh / slowest", "failed"]
-    result.add(table(headers, rows))
+            [
+                f"{tier.series:,}",
+                tier.queries,
+                f"{statistics.median(tier.walls) * 1000:.1f}",
+                f"{statistics.median(tier.slowest) * 1000:.1f}",
+                ratio(tier.ratio),
+                tier.failed_queries,
+            ]
+            for tier in tiers
+        ],
+    )
     for tier in tiers:
-        result.check(
-            f"refresh / slowest query, {tier.series:,} series",
-            ratio(tier.ratio),
-            f"≤ {ratio(GOAL)}",
-            tier.ratio <= GOAL and tier.failed_queries == 0,
-        )
+        passed = tier.ratio <= GOAL and tier.failed_queries == 0
+        name = f"refresh / slowest query, {tier.series:,} series"
+        result.check(name, ratio(tier.ratio), f"≤ {ratio(GOAL)}", passed)
     return result

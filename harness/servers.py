@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Self
+from typing import Any, Self
 
 INSTALL_HINT = "apt-get install -y prometheus victoria-metrics"
 
@@ -186,7 +186,8 @@ class ServerProcess(ChildProcess):
     def _spawn(self) -> subprocess.Popen[bytes]:
         process = super()._spawn()
         ready = wait_for(
-            lambda: process.poll() is not None or _responds(self._ready_url), _READY_TIMEOUT_S
+            lambda: process.poll() is not None or http_get(self._ready_url)[0] == 200,
+            _READY_TIMEOUT_S,
         )
         if ready and process.returncode is None:
             return process
@@ -269,6 +270,12 @@ class PrometheusServer(ServerProcess):
             f"--web.listen-address=127.0.0.1:{port}",
         ]
         return cls(argv, port, workdir, query_log)
+
+    def logged(self) -> list[dict[str, Any]]:
+        """The entries of the query log so far, oldest first: each query Prometheus ran, with
+        its `params` and `stats`; a rule evaluation's also names its `ruleGroup`."""
+        text = self.query_log.read_text() if self.query_log.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def restart(self) -> None:
         """Starts Prometheus again on the same port and TSDB, after stopping it if it runs."""
@@ -455,13 +462,25 @@ def wait_for(
     return False
 
 
-def _responds(url: str) -> bool:
+def http_get(url: str, timeout: float = _PROBE_TIMEOUT_S) -> tuple[int, bytes]:
+    """Status and body of a GET; (0, b"") when nothing answers."""
     try:
-        with _HTTP.open(url, timeout=_PROBE_TIMEOUT_S) as response:
+        with _HTTP.open(url, timeout=timeout) as response:
             status: int = response.status
-            return status == 200
+            body: bytes = response.read()
+            return status, body
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
     except (OSError, http.client.HTTPException):
-        return False
+        return 0, b""
+
+
+def memory_kib(pid: int, key: str = "VmRSS") -> int:
+    """VmRSS (resident now) or VmHWM (the peak since start) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise ServerError(f"no {key} for process {pid}")
 
 
 def _request(url: str, data: bytes | None = None) -> bytes:

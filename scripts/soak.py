@@ -39,7 +39,7 @@ from pathlib import Path
 import aiohttp
 
 from harness.hostile_upstream import HOSTILE, HostileUpstreamProcess
-from harness.servers import ExporterProcess, PrometheusServer
+from harness.servers import ExporterProcess, PrometheusServer, memory_kib
 from tests.integration import dataset
 
 RSS_GROWTH_GOAL = 0.10
@@ -79,13 +79,6 @@ class Observations:
         else:
             self.answers[self.phase] += 1
             self.slowest[self.phase] = max(self.slowest[self.phase], took)
-
-
-def memory_kib(pid: int, key: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {key} for {pid}")
 
 
 def reset_peak(pid: int) -> None:
@@ -288,10 +281,7 @@ async def soak(arguments: argparse.Namespace, workdir: Path) -> dict[str, object
 
 def range_queries(server: PrometheusServer) -> int:
     """Range queries in Prometheus' query log (which survives its restarts)."""
-    if not server.query_log.exists():
-        return 0
-    lines = server.query_log.read_text().splitlines()
-    return sum(1 for line in lines if line.strip() and json.loads(line)["params"]["step"] > 0)
+    return sum(1 for entry in server.logged() if entry["params"]["step"] > 0)
 
 
 async def sample_rss(pid: int, stop_at: float, every: float, samples: list[int]) -> None:

@@ -38,8 +38,7 @@ def queries_of(prometheus: PrometheusServer, run: Any) -> list[str]:
 
 
 def _logged(prometheus: PrometheusServer) -> list[str]:
-    text = prometheus.query_log.read_text() if prometheus.query_log.exists() else ""
-    return [json.loads(line)["params"]["query"] for line in text.splitlines() if line.strip()]
+    return [entry["params"]["query"] for entry in prometheus.logged()]
 
 
 def test_what_production_writes_leaves_the_never_written_fields_empty_with_similar_metrics(

@@ -17,7 +17,7 @@ import pytest
 
 from exporter.errors import REASONS
 from harness.hostile_upstream import HOSTILE, HostileUpstreamProcess
-from harness.servers import ExporterProcess
+from harness.servers import ExporterProcess, memory_kib
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +44,6 @@ SHOWS = {
     "header_flood": "not a valid HTTP answer",
     "never_answers": "no answer within 2.7s",
 }
-
-
-def memory_bytes(pid: int, key: str) -> int:
-    """VmRSS (now) or VmHWM (the peak since start) of a process, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {key} for {pid}")
 
 
 @pytest.fixture
@@ -104,10 +96,10 @@ async def test_every_hostile_answer_keeps_memory_and_documents_bounded(
             # Settled: what was in flight (answers timing out, a refresh) is done.
             await upstream.set_mode(session, "healthy")
             await asyncio.sleep(1.5)
-            rss_after_pass.append(memory_bytes(exporter.pid, "VmRSS"))
+            rss_after_pass.append(memory_kib(exporter.pid) * 1024)
         async with session.get(f"{exporter.url}/metrics") as answer:
             exposition = await answer.text()
-    assert memory_bytes(exporter.pid, "VmHWM") < RSS_CEILING
+    assert memory_kib(exporter.pid, "VmHWM") * 1024 < RSS_CEILING
     # The second pass over every answer leaves the process where the first one did, give or
     # take the allocator (the leak this guards against took the cap, 10 MiB then, per query).
     assert rss_after_pass[1] - rss_after_pass[0] < 16 * MIB, rss_after_pass

@@ -6,7 +6,6 @@ Prometheus' own query log is the witness: it records every query it evaluates.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import time
@@ -35,8 +34,7 @@ INJECTIONS = [
 
 def logged(server: PrometheusServer) -> list[dict[str, Any]]:
     """The parameters of every query Prometheus has run, from its query log."""
-    lines = server.query_log.read_text().splitlines() if server.query_log.exists() else []
-    return [json.loads(line)["params"] for line in lines if line.strip()]
+    return [entry["params"] for entry in server.logged()]
 
 
 def logged_queries(server: PrometheusServer) -> list[str]:

@@ -34,6 +34,8 @@ RULE_INTERVAL = "15s"
 FLAT_GOAL = 1.5  # recorded time per refresh, largest size / smallest
 SHARE_GOAL = 1 / 20  # recorded / raw, largest size
 EXPORTERS = (1, 10, 50)
+# How long each size's data lasts from its start: longer than all the figures of a size take.
+LIVE_S = 1200
 
 
 def start_tier(series: int, workdir: Path) -> tuple[int, PrometheusServer]:
@@ -41,11 +43,13 @@ def start_tier(series: int, workdir: Path) -> tuple[int, PrometheusServer]:
     workdir.mkdir(parents=True, exist_ok=True)
     rules = workdir / "summary.rules.yml"
     rules.write_text(render_rules(load_catalog(), WINDOW, interval=RULE_INTERVAL))
-    # No samples after now: Prometheus stores no rule result before its newest sample.
-    samples, count = data.gateway_samples(series, history_s=360, live_s=0)
-    newest = max(sample.timestamp for sample in samples)
-    server = PrometheusServer.start(samples, workdir, rule_files=[rules])
-    if not wait_for(lambda: time.time() > newest, 30) or not _evaluated(server):
+    # Samples ahead of now keep every window full for the whole run; the rules' results are
+    # stored among them as out-of-order samples.
+    samples, count = data.gateway_samples(series, history_s=360, live_s=LIVE_S)
+    server = PrometheusServer.start(
+        samples, workdir, rule_files=[rules], out_of_order_window=f"{2 * LIVE_S}s"
+    )
+    if not _evaluated(server):
         server.stop()
         raise BenchError(f"the rules were not evaluated:\n{server.log_tail()}")
     return count, server
@@ -106,13 +110,21 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _prometheus_cpu(
-    server: PrometheusServer, workdir: Path, exporters: int, mode: str, seconds: float
+    server: PrometheusServer,
+    workdir: Path,
+    exporters: int,
+    mode: str,
+    seconds: float,
+    live_until: float,
 ) -> float:
     """Prometheus' CPU seconds per minute while `exporters` processes refresh on their own."""
     variables = {"EXPORTER_RECORDED_RULES": mode, "EXPORTER_LOG_LEVEL": "ERROR"}
     with contextlib.ExitStack() as stack:
         for number in range(exporters):
             stack.enter_context(start_exporter(server.url, workdir / f"{mode}-{number}", variables))
+        # Past the end of the data, windows empty out and queries cost less and less.
+        if time.time() + seconds > live_until:
+            raise BenchError(f"the data ends before this figure would: raise LIVE_S ({LIVE_S})")
         before = _cpu_seconds(server.pid)
         time.sleep(seconds)
         used = (_cpu_seconds(server.pid) - before) * 60 / seconds
@@ -134,17 +146,18 @@ def run(sizes: Sequence[int], workdir: Path, rounds: int, seconds: float) -> Sec
     per_size: dict[int, dict[str, list[float]]] = {}
     cpu: dict[tuple[int, str], float] = {}
     for size in sizes:
+        live_until = time.time() + LIVE_S  # the data is made after this reading
         series, prometheus = start_tier(size, workdir / str(size))
         with prometheus:
             per_size[series] = asyncio.run(_per_refresh(prometheus, rounds))
             if size == sizes[-1]:
-                cpu[0, "none"] = _prometheus_cpu(prometheus, workdir, 0, "off", seconds)
+                cpu[0, "none"] = _prometheus_cpu(prometheus, workdir, 0, "off", seconds, live_until)
                 # Recorded first: raw queries still running after their exporters stopped
                 # would be counted against the next figure.
                 for mode in ("auto", "off"):
                     for count in EXPORTERS:
                         cpu[count, mode] = _prometheus_cpu(
-                            prometheus, workdir / "cpu", count, mode, seconds
+                            prometheus, workdir / "cpu", count, mode, seconds, live_until
                         )
     result = Section("Fleet: Prometheus' cost of the summary, recorded rules against raw PromQL")
     result.add(

@@ -216,6 +216,7 @@ class PrometheusServer(ServerProcess):
         metric_types: Mapping[str, str] = _NO_METRIC_TYPES,
         scrape: Mapping[str, Sequence[str]] = MappingProxyType({}),
         rule_files: Sequence[Path] = (),
+        out_of_order_window: str | None = None,
     ) -> PrometheusServer:
         """Backfills the samples with promtool and starts Prometheus on them.
 
@@ -224,7 +225,9 @@ class PrometheusServer(ServerProcess):
         other name is written as its own family of type unknown. `scrape` maps a job name to
         the host:port targets Prometheus scrapes for it, every second. `rule_files` are
         evaluated every second (unless a group sets its own interval), at the current time:
-        their results can be stored only after the newest backfilled sample.
+        their results can be stored only after the newest backfilled sample, or, with
+        `out_of_order_window` (a duration such as "2h"), among samples backfilled ahead of now,
+        as out-of-order samples: then the data stays live while the rules run.
         """
         ordered = _ordered(samples)
         text = _openmetrics(ordered, metric_types)
@@ -250,16 +253,15 @@ class PrometheusServer(ServerProcess):
             }
             for job, targets in scrape.items()
         ]
+        settings: dict[str, Any] = {
+            "global": {"query_log_file": str(query_log), "evaluation_interval": "1s"},
+            "rule_files": [str(path) for path in rule_files],
+            "scrape_configs": scrape_configs,
+        }
+        if out_of_order_window is not None:
+            settings["storage"] = {"tsdb": {"out_of_order_time_window": out_of_order_window}}
         # JSON is YAML, and json.dumps quotes any path safely.
-        config.write_text(
-            json.dumps(
-                {
-                    "global": {"query_log_file": str(query_log), "evaluation_interval": "1s"},
-                    "rule_files": [str(path) for path in rule_files],
-                    "scrape_configs": scrape_configs,
-                }
-            )
-        )
+        config.write_text(json.dumps(settings))
         port = free_port()
         argv = [
             prometheus,

@@ -234,8 +234,8 @@ class Snapshot:
         at = self.data_instant
         age = _age(now, at)
         aged = members | encode_members({"age_seconds": age})
-        self._bodies[selection] = _AgedBody.shown_from(at, age, join_members(aged.values()))
-        return self._bodies[selection].body
+        shown = self._bodies[selection] = _AgedBody.shown_from(at, age, join_members(aged.values()))
+        return shown.body
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,23 @@ async def one_round(
     )
 
 
+async def settled(session: aiohttp.ClientSession, exporter: ExporterProcess, since: float) -> None:
+    """Until a background refresh begun after `since` has ended: the one in flight before it
+    (a hostile answer timing out) is done too, whatever the machine's speed."""
+    deadline = since + 20
+    while time.time() < deadline:
+        async with session.get(f"{exporter.url}/metrics") as answer:
+            found = re.search(
+                r"^summary_exporter_last_success_timestamp_seconds (\S+)$",
+                await answer.text(),
+                re.MULTILINE,
+            )
+        if found and float(found[1]) > since:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no refresh ended within 20 s of {since}")
+
+
 async def test_every_hostile_answer_keeps_memory_and_documents_bounded(
     upstream: HostileUpstreamProcess, exporter: ExporterProcess
 ) -> None:
@@ -93,9 +111,8 @@ async def test_every_hostile_answer_keeps_memory_and_documents_bounded(
                     assert len(payload) < DOCUMENT_CEILING, mode
                 readable = json.dumps(json.loads(answers[0][1]), ensure_ascii=False)
                 assert shows in readable, mode
-            # Settled: what was in flight (answers timing out, a refresh) is done.
             await upstream.set_mode(session, "healthy")
-            await asyncio.sleep(1.5)
+            await settled(session, exporter, time.time())
             rss_after_pass.append(memory_kib(exporter.pid) * 1024)
         async with session.get(f"{exporter.url}/metrics") as answer:
             exposition = await answer.text()

@@ -93,14 +93,12 @@ async def _per_refresh(
                         print(f"asked as PromQL: {', '.join(asked)}", file=sys.stderr)
                 await asyncio.sleep(0.2)  # the query log is written after the answer
                 if round_:
-                    entries = server.logged()[logged:]
-                    seconds[name].append(
-                        sum(
-                            entry["stats"]["timings"]["evalTotalTime"]
-                            for entry in entries
-                            if "ruleGroup" not in entry  # the rules' own evaluations
-                        )
-                    )
+                    # The rules' own evaluations are logged too.
+                    stats = [e["stats"] for e in server.logged()[logged:] if "ruleGroup" not in e]
+                    seconds[name].append(sum(s["timings"]["evalTotalTime"] for s in stats))
+                    if mode == "auto":
+                        read = sum(s["samples"]["totalQueryableSamples"] for s in stats)
+                        seconds["samples"] = [read]
     return seconds
 
 
@@ -172,14 +170,16 @@ def run(sizes: Sequence[int], workdir: Path, rounds: int, seconds: float) -> Sec
         f"(rule evaluations left out), median of {rounds} refreshes after one to warm up; raw "
         "is EXPORTER_RECORDED_RULES=off, recorded is auto (the shipped default: fields read "
         "from the rules, the others, such as a table with more ties at its cut than it reads, "
-        "asked as PromQL at the rules' instant)."
+        "asked as PromQL at the rules' instant). Samples read: the query log's "
+        "`stats.samples.totalQueryableSamples` of a recorded refresh, which grows with the rows "
+        "its tables show, up to their limits."
     )
     medians = {
         series: {mode: statistics.median(values) * 1000 for mode, values in modes.items()}
         for series, modes in per_size.items()
     }
     result.table(
-        ["series", "raw ms", "recorded ms", "recorded / raw", "fields from rules"],
+        ["series", "raw ms", "recorded ms", "recorded / raw", "fields from rules", "samples read"],
         [
             [
                 f"{series:,}",
@@ -187,6 +187,7 @@ def run(sizes: Sequence[int], workdir: Path, rounds: int, seconds: float) -> Sec
                 f"{m['recorded']:.2f}",
                 ratio(m["recorded"] / m["raw"], 3),
                 f"{m['fields'] / 10:.0f} %",
+                f"{m['samples'] / 1000:,.0f}",
             ]
             for series, m in medians.items()
         ],

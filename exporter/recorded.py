@@ -154,16 +154,18 @@ class RecordedRules:
         else:
             instant, answers = newest_evaluation(rules, series, self._client.display_url)
             if instant is not None:
-                asked = [rules.stamped_query(part, instant) for part in _parts(rules)]
+                asked = [rules.stamped_query(part) for part in _parts(rules)]
                 queries.extend(asked)
                 try:
                     stamped = await asyncio.gather(
-                        *(self._client.query(query, instant, budget) for query in asked)
+                        *(self._client.query_samples(query, instant, budget) for query in asked)
                     )
                 except UpstreamError as failed:
                     error = failed
                 else:
-                    answers.update(_stamped_answers(rules, stamped))
+                    answers.update(
+                        _stamped_answers(rules, stamped, instant, self._client.display_url)
+                    )
             answered, cut_short = _first_rows(rules, answers, found, self._limits)
         self._found = instant is not None
         read = RecordedRead(
@@ -238,9 +240,11 @@ def _sample(rule: RecordedRule, labels: Mapping[str, str], value: float) -> Samp
     return Sample(kept, value)
 
 
-# Series per question for the answers recorded for their first entities: a few hundred, so
-# that each answer stays well within EXPORTER_MAX_RESPONSE_BYTES.
-SERIES_PER_QUESTION = 400
+# Series per question for the answers recorded for their first entities. At about 200 bytes a
+# series, 800 make an answer of some 160 KB, within EXPORTER_MAX_RESPONSE_BYTES, and the whole
+# tables of the shipped catalog three questions at once: each more question that Prometheus
+# runs beside the others lengthens every one of them.
+SERIES_PER_QUESTION = 800
 
 
 def _parts(rules: RuleSet) -> list[list[RecordedRule]]:
@@ -259,19 +263,22 @@ def _parts(rules: RuleSet) -> list[list[RecordedRule]]:
     return parts
 
 
-def _stamped_answers(rules: RuleSet, results: Iterable[QueryResult]) -> dict[str, QueryResult]:
-    """The answers of the rules whose series the stamped questions returned."""
+def _stamped_answers(
+    rules: RuleSet, results: Iterable[Iterable[RangeSeries]], instant: float, upstream: str
+) -> dict[str, QueryResult]:
+    """The answers of the rules whose series have a sample stamped `instant` (in whole
+    milliseconds, as stored) in the stamped questions' answers."""
     by_fingerprint = rules.by_fingerprint
+    stamp = round(instant * 1000)
     samples: dict[str, list[Sample]] = {}
-    upstream = ""
     for result in results:
-        upstream = result.upstream
-        for one in result.samples:
+        for one in result:
             rule = by_fingerprint.get(one.labels.get(FINGERPRINT_LABEL, ""))
-            if rule is None:
+            values = [value for at, value in one.points if round(at * 1000) == stamp]
+            if rule is None or not values:
                 continue
             answer = samples.setdefault(rule.promql, [])
-            if (sample := _sample(rule, one.labels, one.value)) is not None:
+            if (sample := _sample(rule, one.labels, values[-1])) is not None:
                 answer.append(sample)
     return {
         promql: QueryResult(tuple(answer), upstream=upstream) for promql, answer in samples.items()

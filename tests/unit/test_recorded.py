@@ -13,6 +13,7 @@ import pytest
 
 from exporter.catalog import Catalog
 from exporter.collector import SummaryCollector
+from exporter.durations import parse_duration
 from exporter.environment import Environment
 from exporter.errors import RecordedRuleMissing
 from exporter.health import Status, assess
@@ -41,21 +42,20 @@ class RecordingUpstream:
 
     async def query(self, promql: str, at: float, budget: ReadBudget) -> QueryResult:
         self.asked.append((promql, at))
-        if promql.startswith("{__name__"):  # the recorded series stamped `at`
-            stamped = tuple(
-                Sample(one.labels, value)
-                for one in self._selected(promql)
-                for when, value in one.points
-                if when == at
-            )
-            return QueryResult(stamped, upstream=self.display_url)
         return self.answers.get(promql, QueryResult((), upstream=self.display_url))
 
     async def query_samples(
         self, promql: str, at: float, budget: ReadBudget
     ) -> tuple[RangeSeries, ...]:
+        """The selected series' samples within the question's range up to `at`."""
         self.asked.append((promql, at))
-        return self._selected(promql)
+        matched = re.search(r"\[(\w+)\]$", promql)
+        assert matched is not None, promql
+        seconds = parse_duration(matched[1]) / 1000
+        return tuple(
+            RangeSeries(one.labels, tuple(p for p in one.points if at - seconds <= p[0] <= at))
+            for one in self._selected(promql)
+        )
 
     def _selected(self, promql: str) -> tuple[RangeSeries, ...]:
         fingerprints = set(self.fingerprints(promql))

@@ -21,6 +21,7 @@ The queries without a fresh recorded answer are asked as PromQL at that instant
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
@@ -163,9 +164,25 @@ class RecordedRules:
                 except UpstreamError as failed:
                     error = failed
                 else:
-                    answers.update(
-                        _stamped_answers(rules, stamped, instant, self._client.display_url)
-                    )
+                    upstream = self._client.display_url
+                    read_back = _stamped_answers(rules, stamped, instant, upstream)
+                    # A NaN may be a stale marker (VictoriaMetrics): those rules are asked again.
+                    unsure = [
+                        rules.by_promql[promql]
+                        for promql, answer in read_back.items()
+                        if any(math.isnan(sample.value) for sample in answer.samples)
+                    ]
+                    if unsure:
+                        queries.append(rules.exact_query(unsure, instant))
+                        try:
+                            exact = await self._client.query(queries[-1], instant, budget)
+                        except UpstreamError as failed:
+                            error = failed
+                        else:
+                            for rule in unsure:
+                                del read_back[rule.promql]
+                            read_back |= _answers(rules, _labelled(exact.samples), upstream)
+                    answers.update(read_back)
             answered, cut_short = _first_rows(rules, answers, found, self._limits)
         self._found = instant is not None
         read = RecordedRead(
@@ -268,18 +285,34 @@ def _stamped_answers(
 ) -> dict[str, QueryResult]:
     """The answers of the rules whose series have a sample stamped `instant` (in whole
     milliseconds, as stored) in the stamped questions' answers."""
-    by_fingerprint = rules.by_fingerprint
     stamp = round(instant * 1000)
+    stamped = (
+        (one.labels, value)
+        for result in results
+        for one in result
+        for at, value in one.points
+        if round(at * 1000) == stamp
+    )
+    return _answers(rules, stamped, upstream)
+
+
+def _labelled(samples: Iterable[Sample]) -> Iterable[tuple[Mapping[str, str], float]]:
+    return ((sample.labels, sample.value) for sample in samples)
+
+
+def _answers(
+    rules: RuleSet, series: Iterable[tuple[Mapping[str, str], float]], upstream: str
+) -> dict[str, QueryResult]:
+    """Recorded series (labels, value) as the raw answers of their rules."""
+    by_fingerprint = rules.by_fingerprint
     samples: dict[str, list[Sample]] = {}
-    for result in results:
-        for one in result:
-            rule = by_fingerprint.get(one.labels.get(FINGERPRINT_LABEL, ""))
-            values = [value for at, value in one.points if round(at * 1000) == stamp]
-            if rule is None or not values:
-                continue
-            answer = samples.setdefault(rule.promql, [])
-            if (sample := _sample(rule, one.labels, values[-1])) is not None:
-                answer.append(sample)
+    for labels, value in series:
+        rule = by_fingerprint.get(labels.get(FINGERPRINT_LABEL, ""))
+        if rule is None:
+            continue
+        answer = samples.setdefault(rule.promql, [])
+        if (sample := _sample(rule, labels, value)) is not None:
+            answer.append(sample)
     return {
         promql: QueryResult(tuple(answer), upstream=upstream) for promql, answer in samples.items()
     }

@@ -170,8 +170,15 @@ class RuleSet:
     def stamped_query(self, rules: Iterable[RecordedRule]) -> str:
         """One question, asked at an evaluation's instant, for the samples of `rules` in the
         second up to it, of which the reader keeps those stamped with it: a plain selection,
-        where comparing each series' timestamp in PromQL selected every series twice."""
+        where comparing each series' timestamp in PromQL selects every series twice."""
         return f"{_series_of(rules)}[1s]"
+
+    def exact_query(self, rules: Iterable[RecordedRule], instant: float) -> str:
+        """One question, asked at `instant`, for the series of `rules` whose newest sample is
+        the evaluation at `instant`. Unlike a range selection's samples, it leaves out series
+        the evaluation marked stale, which VictoriaMetrics returns as NaN like a NaN answer."""
+        series = _series_of(rules)
+        return f"{series} and timestamp({series}) == {instant:.3f}"
 
 
 def _series_of(rules: Iterable[RecordedRule]) -> str:

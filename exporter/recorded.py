@@ -155,34 +155,7 @@ class RecordedRules:
         else:
             instant, answers = newest_evaluation(rules, series, self._client.display_url)
             if instant is not None:
-                asked = [rules.stamped_query(part) for part in _parts(rules)]
-                queries.extend(asked)
-                try:
-                    stamped = await asyncio.gather(
-                        *(self._client.query_samples(query, instant, budget) for query in asked)
-                    )
-                except UpstreamError as failed:
-                    error = failed
-                else:
-                    upstream = self._client.display_url
-                    read_back = _stamped_answers(rules, stamped, instant, upstream)
-                    # A NaN may be a stale marker (VictoriaMetrics): those rules are asked again.
-                    unsure = [
-                        rules.by_promql[promql]
-                        for promql, answer in read_back.items()
-                        if any(math.isnan(sample.value) for sample in answer.samples)
-                    ]
-                    if unsure:
-                        queries.append(rules.exact_query(unsure, instant))
-                        try:
-                            exact = await self._client.query(queries[-1], instant, budget)
-                        except UpstreamError as failed:
-                            error = failed
-                        else:
-                            for rule in unsure:
-                                del read_back[rule.promql]
-                            read_back |= _answers(rules, _labelled(exact.samples), upstream)
-                    answers.update(read_back)
+                error = await self._at_instant(rules, instant, budget, answers, queries)
             answered, cut_short = _first_rows(rules, answers, found, self._limits)
         self._found = instant is not None
         read = RecordedRead(
@@ -197,6 +170,44 @@ class RecordedRules:
             frozenset(cut_short),
         )
         return read, found
+
+    async def _at_instant(
+        self,
+        rules: RuleSet,
+        instant: float,
+        budget: ReadBudget,
+        answers: dict[str, QueryResult],
+        queries: list[str],
+    ) -> UpstreamError | None:
+        """Adds to `answers` those recorded for their first entities, stamped `instant`, then
+        asks again in the exact form every rule with a NaN there: in a range selection,
+        VictoriaMetrics returns a stale marker as NaN, which JSON cannot tell from a NaN answer."""
+        upstream = self._client.display_url
+        asked = [rules.stamped_query(part) for part in _parts(rules)]
+        queries.extend(asked)
+        try:
+            stamped = await asyncio.gather(
+                *(self._client.query_samples(query, instant, budget) for query in asked)
+            )
+        except UpstreamError as failed:
+            return failed
+        answers.update(_stamped_answers(rules, stamped, instant, upstream))
+        unsure = [
+            rules.by_promql[promql]
+            for promql, answer in answers.items()
+            if any(math.isnan(sample.value) for sample in answer.samples)
+        ]
+        if not unsure:
+            return None
+        queries.append(rules.exact_query(unsure, instant))
+        try:
+            exact = await self._client.query(queries[-1], instant, budget)
+        except UpstreamError as failed:
+            return failed
+        for rule in unsure:
+            del answers[rule.promql]
+        answers.update(_answers(rules, _labelled(exact.samples), upstream))
+        return None
 
     async def look(
         self, catalog: Catalog, window: str, at: float, budget: ReadBudget

@@ -326,6 +326,26 @@ async def test_a_row_marked_stale_at_the_rules_instant_is_left_out_by_an_exact_q
     assert by_model_asked(catalog, upstream) == set()
 
 
+async def test_a_whole_answer_marked_stale_at_the_rules_instant_is_asked_as_promql(
+    catalog: Catalog,
+) -> None:
+    total = rule_of(catalog, "summary:http_total_requests")
+    # The rule's answer went empty at RULES_AT: VictoriaMetrics returns its stale marker.
+    recorded = [
+        one
+        if one.labels["fingerprint"] != total.fingerprint
+        else series(total, [(RULES_AT, math.nan)])
+        for one in every_scalar_rule(catalog, RULES_AT)
+    ]
+    upstream = RecordingUpstream(recorded)
+    snapshot = await evaluated(catalog, upstream, "auto")
+    assert not snapshot.fields[("http", "total_requests")].recorded
+    assert snapshot.fields[("http", "request_rate_per_minute")].recorded
+    exact = [promql for promql, _ in upstream.asked if "timestamp(" in promql]
+    assert [upstream.fingerprints(promql) for promql in exact] == [[total.fingerprint]]
+    assert (total.promql, RULES_AT) in upstream.asked
+
+
 async def test_a_table_without_its_row_count_is_asked_as_promql(catalog: Catalog) -> None:
     values = [100.0 - index for index in range(2 * LIMITS.top_models)]
     recorded = models_table(catalog, values, 500)[:-1]

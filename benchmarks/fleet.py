@@ -185,7 +185,7 @@ def run(sizes: Sequence[int], workdir: Path, rounds: int, seconds: float) -> Sec
                 f"{series:,}",
                 f"{m['raw']:.1f}",
                 f"{m['recorded']:.2f}",
-                ratio(m["recorded"] / m["raw"], 3),
+                ratio(m["recorded"] / m["raw"], 4),
                 f"{m['fields'] / 10:.0f} %",
                 f"{m['samples'] / 1000:,.0f}",
             ]
@@ -197,8 +197,19 @@ def run(sizes: Sequence[int], workdir: Path, rounds: int, seconds: float) -> Sec
     share = medians[largest]["recorded"] / medians[largest]["raw"]
     name = f"recorded time per refresh, {largest:,} / {smallest:,} series"
     result.check(name, ratio(flat), f"≤ {ratio(FLAT_GOAL)}", flat <= FLAT_GOAL)
+    if len(medians) > 2:
+        # The flatness goal compares a gateway whose tables show a few rows with one
+        # whose tables are full; between two full ones it shows what the series alone cost.
+        full = sorted(medians)[-2]
+        result.add(
+            "A recorded refresh reads the rows its tables show, not the series: from "
+            f"{full:,} to {largest:,} series, whose tables are full "
+            f"({medians[full]['samples'] / 1000:,.0f} and "
+            f"{medians[largest]['samples'] / 1000:,.0f} samples read), its time grows "
+            f"{ratio(medians[largest]['recorded'] / medians[full]['recorded'])}."
+        )
     name = f"recorded / raw time per refresh, {largest:,} series"
-    result.check(name, ratio(share, 3), f"≤ {ratio(SHARE_GOAL, 3)}", share <= SHARE_GOAL)
+    result.check(name, ratio(share, 4), f"≤ {ratio(SHARE_GOAL, 3)}", share <= SHARE_GOAL)
     result.add(
         f"Prometheus CPU at {largest:,} series, in CPU seconds per minute (utime + stime from "
         f"/proc), measured over {seconds:g} s while N exporter processes (shipped settings: a "

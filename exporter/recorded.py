@@ -183,30 +183,32 @@ class RecordedRules:
         asks again in the exact form every rule with a NaN there: in a range selection,
         VictoriaMetrics returns a stale marker as NaN, which JSON cannot tell from a NaN answer."""
         upstream = self._client.display_url
-        asked = [rules.stamped_query(part) for part in _parts(rules)]
+        ranked = [rule for rule in rules.rules if rule.ranked is not None]
+        asked = [rules.stamped_query(part) for part in _parts(ranked)]
         queries.extend(asked)
         try:
             stamped = await asyncio.gather(
                 *(self._client.query_samples(query, instant, budget) for query in asked)
             )
-        except UpstreamError as failed:
-            return failed
-        answers.update(_stamped_answers(rules, stamped, instant, upstream))
-        unsure = [
-            rules.by_promql[promql]
-            for promql, answer in answers.items()
-            if any(math.isnan(sample.value) for sample in answer.samples)
-        ]
-        if not unsure:
-            return None
-        queries.append(rules.exact_query(unsure, instant))
-        try:
-            exact = await self._client.query(queries[-1], instant, budget)
+            answers.update(_stamped_answers(rules, stamped, instant, upstream))
+            unsure = [
+                rules.by_promql[promql]
+                for promql, answer in answers.items()
+                if any(math.isnan(sample.value) for sample in answer.samples)
+            ]
+            # A rotation of a table's entities marks rows stale in each of its columns: the
+            # exact questions are bounded like the stamped ones.
+            asked = [rules.exact_query(part, instant) for part in _parts(unsure)]
+            queries.extend(asked)
+            exact = await asyncio.gather(
+                *(self._client.query(query, instant, budget) for query in asked)
+            )
         except UpstreamError as failed:
             return failed
         for rule in unsure:
             del answers[rule.promql]
-        answers.update(_answers(rules, _labelled(exact.samples), upstream))
+        samples = (sample for result in exact for sample in result.samples)
+        answers.update(_answers(rules, _labelled(samples), upstream))
         return None
 
     async def look(
@@ -275,19 +277,18 @@ def _sample(rule: RecordedRule, labels: Mapping[str, str], value: float) -> Samp
 SERIES_PER_QUESTION = 800
 
 
-def _parts(rules: RuleSet) -> list[list[RecordedRule]]:
-    """The rules recorded for their first entities, in groups of at most SERIES_PER_QUESTION
-    series (a rule's first entities and the series that says it ran)."""
+def _parts(rules: Iterable[RecordedRule]) -> list[list[RecordedRule]]:
+    """`rules` in groups of at most SERIES_PER_QUESTION series: a rule's first entities and
+    the series that says it ran, or its whole answer, one series."""
     parts: list[list[RecordedRule]] = []
     size = SERIES_PER_QUESTION
-    for rule in rules.rules:
-        if rule.ranked is None:
-            continue
-        if size + rule.ranked + 1 > SERIES_PER_QUESTION:
+    for rule in rules:
+        series = 1 if rule.ranked is None else rule.ranked + 1
+        if size + series > SERIES_PER_QUESTION:
             parts.append([])
             size = 0
         parts[-1].append(rule)
-        size += rule.ranked + 1
+        size += series
     return parts
 
 

@@ -326,6 +326,26 @@ async def test_a_row_marked_stale_at_the_rules_instant_is_left_out_by_an_exact_q
     assert by_model_asked(catalog, upstream) == set()
 
 
+async def test_rows_marked_stale_in_every_table_are_asked_again_a_few_hundred_series_a_question(
+    catalog: Catalog,
+) -> None:
+    ranked = {rule.fingerprint: rule.ranked for rule in rules(catalog).rules if rule.ranked}
+    # Every table's entities rotated: each ranked rule holds the stale marker of one that left.
+    stale = [
+        series(rule, [(RULES_AT, math.nan)], {"entity": "left"})
+        for rule in rules(catalog).rules
+        if rule.ranked
+    ]
+    upstream = RecordingUpstream([*every_scalar_rule(catalog, RULES_AT), *stale])
+    await evaluated(catalog, upstream, "auto")
+    exact = [
+        upstream.fingerprints(promql) for promql, _ in upstream.asked if "timestamp(" in promql
+    ]
+    assert sorted(fp for part in exact for fp in part) == sorted(ranked)
+    assert len(exact) > 1
+    assert all(sum(ranked[fp] + 1 for fp in part) <= SERIES_PER_QUESTION for part in exact)
+
+
 async def test_a_whole_answer_marked_stale_at_the_rules_instant_is_asked_as_promql(
     catalog: Catalog,
 ) -> None:
